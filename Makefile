@@ -1,0 +1,36 @@
+# The two commands of the README: `make run` (set up + train on bundled data) and
+# `make test` (set up + run the test suite). Both create .venv when it is missing.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export KERAS_BACKEND ?= tensorflow
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: run test test-slow test-all bench lint setup
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[cpu,dev]"
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/tenfold train --out runs/default --force
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 --dist loadfile -q
+
+test-slow: $(STAMP)
+	$(PY) -m pytest -n 2 --dist loadfile -q -m slow
+
+test-all: $(STAMP)
+	$(PY) -m pytest -n 2 --dist loadfile -q -m "slow or not slow"
+
+bench: $(STAMP)
+	$(VENV)/bin/tenfold bench --quick
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check tenfold tests

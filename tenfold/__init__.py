@@ -1,0 +1,43 @@
+"""tenfold: ten training techniques for Keras 3, real, composable and measured.
+
+Importing ``tenfold`` registers every public component for ``.keras`` serialization under
+the package name ``"tenfold"``. Only ``keras`` is imported here; TensorFlow-only parts
+import TensorFlow when used.
+"""
+
+__version__ = "0.1.0"
+
+from tenfold import registry  # noqa: E402  (registry first: everything registers into it)
+from tenfold import (  # noqa: E402
+    callbacks,
+    data,
+    layers,
+    longtail,
+    losses,
+    metrics,
+    models,
+    ops,
+    optimizers,
+    precision,
+    remat,
+    reparam,
+    schedules,
+)
+
+__all__ = [
+    "__version__",
+    "callbacks",
+    "data",
+    "layers",
+    "longtail",
+    "losses",
+    "metrics",
+    "models",
+    "ops",
+    "optimizers",
+    "precision",
+    "registry",
+    "remat",
+    "reparam",
+    "schedules",
+]

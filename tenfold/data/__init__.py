@@ -1,0 +1,6 @@
+"""Data: loaders, splits, the long-tailed profile (and tf.data tools as they arrive)."""
+
+from tenfold.data.loaders import Splits, describe, load, split
+from tenfold.data.long_tail import long_tail_counts, long_tailed
+
+__all__ = ["Splits", "describe", "load", "long_tail_counts", "long_tailed", "split"]

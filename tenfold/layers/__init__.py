@@ -1,0 +1,3 @@
+"""tenfold.layers — filled in by its technique's issue."""
+
+__all__: list[str] = []

@@ -1,0 +1,143 @@
+"""Model building blocks chosen by string switches.
+
+``conv`` and ``norm`` switches are looked up in :mod:`tenfold.registry` (kinds ``"conv"``
+and ``"norm"``), so a later technique adds an option by registering a factory, without
+editing the models:
+
+* a ``conv`` factory is ``f(filters, kernel_size, *, strides, name) -> keras.layers.Layer``
+  producing a bias-free convolution with ``"same"`` padding;
+* a ``norm`` factory is ``f(*, name) -> keras.layers.Layer | None`` (``None``: no layer).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+from tenfold import registry
+from tenfold._api import export
+from tenfold.testing import ContractExample
+
+
+@registry.registrar("conv", "plain")
+def plain_conv(filters: int, kernel_size: int, *, strides: int = 1, name: str | None = None) -> keras.layers.Layer:
+    """Keras' own Conv2D, bias-free, ``"same"`` padding."""
+    return keras.layers.Conv2D(
+        filters, kernel_size, strides=strides, padding="same", use_bias=False,
+        kernel_initializer="he_normal", name=name,
+    )
+
+
+@registry.registrar("norm", "bn")
+def batch_norm(*, name: str | None = None) -> keras.layers.Layer | None:
+    """Keras' BatchNormalization."""
+    return keras.layers.BatchNormalization(name=name)
+
+
+def make_conv(conv: str, filters: int, kernel_size: int, *, strides: int = 1, name: str | None = None) -> keras.layers.Layer:
+    return registry.get("conv", conv)(filters, kernel_size, strides=strides, name=name)
+
+
+def make_norm(norm: str, *, name: str | None = None) -> keras.layers.Layer | None:
+    return registry.get("norm", norm)(name=name)
+
+
+def _example() -> ContractExample:
+    return ContractExample(make=lambda: ResidualBlock(4, strides=2), input_shape=(8, 8, 3))
+
+
+@export("tenfold.models.ResidualBlock", example=_example)
+class ResidualBlock(keras.layers.Layer):
+    """A pre-activation-free basic residual block: conv-norm-act-conv-norm + shortcut, act.
+
+    The convolution and normalization are picked by the ``conv`` and ``norm`` switches
+    (registry kinds ``"conv"`` / ``"norm"``). When the block changes the width or the
+    resolution, the shortcut is a 1×1 strided convolution followed by the same norm.
+
+    Args:
+        filters: int. Output channels.
+        strides: int. Stride of the first convolution (1 or 2).
+        conv: str. Convolution switch, e.g. ``"plain"``.
+        norm: str. Normalization switch, e.g. ``"bn"``.
+        activation: str. Keras activation name.
+
+    Example:
+    >>> block = ResidualBlock(8, strides=2)
+    >>> tuple(block(np.zeros((1, 8, 8, 4), "float32")).shape)
+    (1, 4, 4, 8)
+    """
+
+    def __init__(
+        self,
+        filters: int,
+        *,
+        strides: int = 1,
+        conv: str = "plain",
+        norm: str = "bn",
+        activation: str = "relu",
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if int(filters) <= 0:
+            raise ValueError(f"filters must be a positive int, received {filters!r}.")
+        if strides not in (1, 2):
+            raise ValueError(f"strides must be 1 or 2, received {strides!r}.")
+        self.filters = int(filters)
+        self.strides = int(strides)
+        self.conv = conv
+        self.norm = norm
+        self.activation = activation
+        self.conv1 = make_conv(conv, filters, 3, strides=strides, name="conv1")
+        self.norm1 = make_norm(norm, name="norm1")
+        self.conv2 = make_conv(conv, filters, 3, name="conv2")
+        self.norm2 = make_norm(norm, name="norm2")
+        self.act = keras.layers.Activation(activation)
+        self.shortcut_conv: keras.layers.Layer | None = None
+        self.shortcut_norm: keras.layers.Layer | None = None
+
+    def build(self, input_shape: tuple[int | None, ...]) -> None:
+        if input_shape[-1] != self.filters or self.strides != 1:
+            self.shortcut_conv = make_conv(self.conv, self.filters, 1, strides=self.strides, name="shortcut_conv")
+            self.shortcut_norm = make_norm(self.norm, name="shortcut_norm")
+        shape = tuple(input_shape)
+        for layer in (self.conv1, self.norm1, self.act, self.conv2, self.norm2):
+            if layer is not None:
+                layer.build(shape)
+                shape = layer.compute_output_shape(shape)
+        if self.shortcut_conv is not None:
+            self.shortcut_conv.build(tuple(input_shape))
+            if self.shortcut_norm is not None:
+                self.shortcut_norm.build(self.shortcut_conv.compute_output_shape(tuple(input_shape)))
+
+    @staticmethod
+    def _apply(layer: keras.layers.Layer | None, x: Any, training: Any) -> Any:
+        # Keras' call context passes `training` on to sub-layers that take it.
+        return x if layer is None else layer(x)
+
+    def call(self, inputs: Any, training: Any = None) -> Any:
+        x = self._apply(self.conv1, inputs, training)
+        x = self._apply(self.norm1, x, training)
+        x = self.act(x)
+        x = self._apply(self.conv2, x, training)
+        x = self._apply(self.norm2, x, training)
+        shortcut = inputs
+        if self.shortcut_conv is not None:
+            shortcut = self._apply(self.shortcut_conv, inputs, training)
+            shortcut = self._apply(self.shortcut_norm, shortcut, training)
+        return self.act(x + shortcut)
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        h, w = input_shape[1], input_shape[2]
+        if self.strides == 2:
+            h = None if h is None else (h + 1) // 2
+            w = None if w is None else (w + 1) // 2
+        return (input_shape[0], h, w, self.filters)
+
+    def get_config(self) -> dict[str, Any]:
+        config = super().get_config()
+        config.update(
+            filters=self.filters, strides=self.strides, conv=self.conv, norm=self.norm,
+            activation=self.activation,
+        )
+        return config

@@ -1,0 +1,86 @@
+"""A small residual CNN for 8×8 to 32×32 inputs, and an MLP baseline."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import keras
+
+from tenfold._api import export
+from tenfold.models.blocks import ResidualBlock, make_conv, make_norm
+
+
+@export("tenfold.models.small_resnet")
+def small_resnet(
+    input_shape: Sequence[int],
+    num_classes: int,
+    *,
+    width: int = 16,
+    blocks: Sequence[int] = (1, 1, 1),
+    conv: str = "plain",
+    norm: str = "bn",
+    activation: str = "relu",
+    name: str = "small_resnet",
+) -> keras.Model:
+    """A ResNet with ``len(blocks)`` stages; stage ``i`` has ``width·2^i`` channels.
+
+    Stem (3×3 conv, norm, activation) → stages of :class:`ResidualBlock` (stride 2 at the
+    start of every stage but the first) → global average pooling → a float32 ``Dense``
+    head named ``"classifier"`` producing logits. ``conv`` and ``norm`` are switches looked
+    up in the registry (``tenfold.registry.list("conv")`` / ``list("norm")``).
+
+    Example:
+    >>> model = small_resnet((8, 8, 1), 10)
+    >>> tuple(model(np.zeros((2, 8, 8, 1))).shape)
+    (2, 10)
+    """
+    if int(num_classes) < 2:
+        raise ValueError(f"num_classes must be >= 2, received {num_classes!r}.")
+    if int(width) < 1:
+        raise ValueError(f"width must be a positive int, received {width!r}.")
+    if not blocks or any(int(b) < 1 for b in blocks):
+        raise ValueError(f"blocks must be a non-empty list of positive ints, received {blocks!r}.")
+    inputs = keras.Input(tuple(input_shape), name="image")
+    x = make_conv(conv, width, 3, name="stem_conv")(inputs)
+    stem_norm = make_norm(norm, name="stem_norm")
+    if stem_norm is not None:
+        x = stem_norm(x)
+    x = keras.layers.Activation(activation, name="stem_act")(x)
+    for stage, count in enumerate(blocks):
+        for index in range(int(count)):
+            strides = 2 if stage > 0 and index == 0 else 1
+            x = ResidualBlock(
+                width * 2**stage, strides=strides, conv=conv, norm=norm,
+                activation=activation, name=f"stage{stage + 1}_block{index + 1}",
+            )(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    outputs = keras.layers.Dense(num_classes, dtype="float32", name="classifier")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+@export("tenfold.models.mlp")
+def mlp(
+    input_shape: Sequence[int],
+    num_classes: int,
+    *,
+    hidden: Sequence[int] = (128, 128),
+    activation: str = "relu",
+    dropout: float = 0.0,
+    name: str = "mlp",
+) -> keras.Model:
+    """A multilayer perceptron baseline with a float32 ``"classifier"`` head.
+
+    Example:
+    >>> tuple(mlp((8, 8, 1), 10)(np.zeros((2, 8, 8, 1))).shape)
+    (2, 10)
+    """
+    if not 0.0 <= float(dropout) < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), received {dropout!r}.")
+    inputs = keras.Input(tuple(input_shape), name="image")
+    x = keras.layers.Flatten(name="flatten")(inputs)
+    for i, units in enumerate(hidden):
+        x = keras.layers.Dense(int(units), activation=activation, name=f"dense{i + 1}")(x)
+        if dropout:
+            x = keras.layers.Dropout(dropout, name=f"dropout{i + 1}")(x)
+    outputs = keras.layers.Dense(num_classes, dtype="float32", name="classifier")(x)
+    return keras.Model(inputs, outputs, name=name)

@@ -1,0 +1,3 @@
+"""tenfold.ops — filled in by its technique's issue."""
+
+__all__: list[str] = []

@@ -1,0 +1,3 @@
+"""tenfold.remat — filled in by its technique's issue."""
+
+__all__: list[str] = []

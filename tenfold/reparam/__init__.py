@@ -1,0 +1,3 @@
+"""tenfold.reparam — filled in by its technique's issue."""
+
+__all__: list[str] = []
