@@ -1,0 +1,238 @@
+"""The recipe: one YAML file that says what `tenfold train` does.
+
+A recipe is read with ``yaml.safe_load`` into a pydantic v2 schema in which every section
+forbids unknown keys, so a typo is an error (with the nearest valid key suggested), never a
+silently ignored setting. ``--set a.b=c`` overrides are applied to the raw mapping before
+validation; their values are parsed as YAML (``--set train.epochs=5``,
+``--set model.blocks=[1,1]``).
+
+Sections: ``data``, ``model``, ``optimizer``, ``schedule``, ``loss``, ``train``,
+``evaluate``. Each technique adds its keys to its section.
+"""
+
+from __future__ import annotations
+
+import difflib
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from tenfold import registry
+
+
+class RecipeError(ValueError):
+    """A recipe, a recipe file or an override is wrong; the message says what and how."""
+
+
+class Section(BaseModel):
+    """Base of every recipe section: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class AugmentConfig(Section):
+    """Augmentation applied to training images (after re-sampling, around echoing)."""
+
+    random_translation: float = Field(0.0, ge=0.0, lt=1.0, description="max shift, fraction of size")
+
+
+class DataConfig(Section):
+    name: str = Field("digits", description="'digits', a .npz file, an image folder or a TFDS name")
+    image_size: int | None = Field(None, gt=0)
+    validation_fraction: float = Field(0.15, gt=0.0, lt=1.0)
+    test_fraction: float = Field(0.25, gt=0.0, lt=1.0)
+    imbalance_factor: float | None = Field(
+        None, ge=1.0, description="long-tail the training split (CIFAR-LT profile); null keeps it"
+    )
+    batch_size: int = Field(32, gt=0)
+    augment: AugmentConfig = AugmentConfig()
+
+
+class ModelConfig(Section):
+    name: Literal["small_resnet", "mlp"] = "small_resnet"
+    width: int = Field(16, gt=0)
+    blocks: list[int] = Field(default_factory=lambda: [1, 1, 1])
+    conv: str = "plain"
+    norm: str = "bn"
+    activation: str = "relu"
+    hidden: list[int] = Field(default_factory=lambda: [128, 128], description="MLP widths")
+    dropout: float = Field(0.0, ge=0.0, lt=1.0, description="MLP dropout")
+
+    @field_validator("conv")
+    @classmethod
+    def _known_conv(cls, value: str) -> str:
+        return _known("conv", value)
+
+    @field_validator("norm")
+    @classmethod
+    def _known_norm(cls, value: str) -> str:
+        return _known("norm", value)
+
+
+class OptimizerConfig(Section):
+    name: str = Field("adam", description="a Keras optimizer name or a registered tenfold one")
+    learning_rate: float = Field(1e-3, gt=0.0)
+    weight_decay: float | None = Field(None, ge=0.0)
+    options: dict[str, Any] = Field(default_factory=dict, description="extra optimizer kwargs")
+
+
+class ScheduleConfig(Section):
+    name: Literal["constant", "cosine"] = "cosine"
+    warmup_epochs: float = Field(0.0, ge=0.0)
+    alpha: float = Field(0.0, ge=0.0, le=1.0, description="cosine: final fraction of the rate")
+
+
+class LossConfig(Section):
+    name: str = Field("cross_entropy", description="cross_entropy or a registered tenfold loss")
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class TrainConfig(Section):
+    epochs: int = Field(30, gt=0)
+    verbose: Literal["auto", 0, 1, 2] = "auto"
+
+
+class EvaluateConfig(Section):
+    many: int = Field(40, ge=0, description="many-shot: more than this many training examples")
+    few: int = Field(10, ge=0, description="few-shot: fewer than this many training examples")
+
+
+class Recipe(Section):
+    name: str = "default"
+    description: str = ""
+    seed: int = 0
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    optimizer: OptimizerConfig = OptimizerConfig()
+    schedule: ScheduleConfig = ScheduleConfig()
+    loss: LossConfig = LossConfig()
+    train: TrainConfig = TrainConfig()
+    evaluate: EvaluateConfig = EvaluateConfig()
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def _known(kind: str, value: str) -> str:
+    choices = registry.list(kind)
+    if value not in choices:
+        raise ValueError(f"unknown {kind} {value!r};{registry.suggest(value, choices)} accepted: {', '.join(choices)}")
+    return value
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+def bundled_dir() -> Path:
+    return Path(str(resources.files("tenfold") / "recipes"))
+
+
+def bundled() -> dict[str, Path]:
+    """Bundled recipe names → files."""
+    return {p.stem: p for p in sorted(bundled_dir().glob("*.yaml"))}
+
+
+def _fields_at(path: list[str]) -> list[str]:
+    """Valid keys of the section reached by ``path`` (keys of the top level for [])."""
+    model: Any = Recipe
+    for key in path:
+        field = model.model_fields.get(key)
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return []
+        model = annotation
+    return list(model.model_fields)
+
+
+def _format_error(err: ValidationError, source: str) -> str:
+    lines = []
+    for e in err.errors():
+        loc = [str(p) for p in e["loc"]]
+        key = ".".join(loc)
+        if e["type"] == "extra_forbidden":
+            choices = _fields_at(loc[:-1])
+            close = difflib.get_close_matches(loc[-1], choices, n=1, cutoff=0.5)
+            hint = f" Did you mean {'.'.join(loc[:-1] + [close[0]])!r}?" if close else ""
+            lines.append(f"unknown key {key!r}.{hint} Accepted here: {', '.join(choices)}.")
+        else:
+            value = e.get("input")
+            msg = e["msg"].removeprefix("Value error, ")
+            lines.append(f"{key}: {msg} (received {value!r}).")
+    return f"{source}: " + " ".join(lines)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``"a.b=c"`` → (["a", "b"], parsed YAML value of c)."""
+    if "=" not in text:
+        raise RecipeError(f"--set {text!r}: expected KEY=VALUE, e.g. --set train.epochs=5.")
+    key, raw = text.split("=", 1)
+    parts = key.strip().split(".")
+    if not all(parts):
+        raise RecipeError(f"--set {text!r}: empty key part in {key!r}.")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError as err:
+        raise RecipeError(f"--set {text!r}: value {raw!r} is not valid YAML ({err.problem}).") from err
+    return parts, value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    for text in overrides:
+        parts, value = parse_override(text)
+        node = raw
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise RecipeError(f"--set {text!r}: {part!r} is a value, not a section.")
+            node = child
+        node[parts[-1]] = value
+    return raw
+
+
+def read_raw(path: str | Path | None) -> tuple[dict[str, Any], str]:
+    """The raw mapping of a recipe file or bundled recipe name (None: the default)."""
+    if path is None:
+        path = "default"
+    files = bundled()
+    text_path = Path(path)
+    if str(path) in files and not text_path.exists():
+        text_path = files[str(path)]
+    if not text_path.is_file():
+        near = registry.suggest(str(path), list(files))
+        raise RecipeError(
+            f"recipe {str(path)!r} is neither a file nor a bundled recipe.{near} "
+            f"Bundled: {', '.join(files)}."
+        )
+    try:
+        raw = yaml.safe_load(text_path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as err:
+        raise RecipeError(f"{text_path}: not valid YAML: {err}") from err
+    if not isinstance(raw, dict):
+        raise RecipeError(f"{text_path}: a recipe must be a mapping of sections, got {type(raw).__name__}.")
+    return raw, str(text_path)
+
+
+def load_recipe(path: str | Path | None = None, overrides: list[str] | None = None) -> Recipe:
+    """Read, override and validate a recipe.
+
+    Args:
+        path: a YAML file, a bundled recipe name (``tenfold recipes list``), or None for
+            the default recipe.
+        overrides: ``["key.sub=value", ...]``.
+
+    Raises:
+        RecipeError: one message naming the key, the value and what is accepted.
+
+    Example:
+    >>> load_recipe(None, ["train.epochs=2"]).train.epochs
+    2
+    """
+    raw, source = read_raw(path)
+    raw = apply_overrides(raw, list(overrides or []))
+    try:
+        return Recipe.model_validate(raw)
+    except ValidationError as err:
+        raise RecipeError(_format_error(err, source)) from None
