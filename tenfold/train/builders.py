@@ -1,0 +1,161 @@
+"""Build each piece of a training run from a validated :class:`Recipe`.
+
+One function per piece (data, datasets, model, schedule, optimizer, loss); techniques extend
+the piece they touch. The training dataset is assembled in the DESIGN.md order:
+long-tail profile → re-sampling → augmentation → echo → batch → prefetch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import keras
+import numpy as np
+
+from tenfold import data as tf_data
+from tenfold import models, registry
+from tenfold._tf import tensorflow
+from tenfold.train.recipe import Recipe, RecipeError
+
+
+@dataclass
+class RunData:
+    """The splits of a run, after the long-tail profile, and the training class counts."""
+
+    splits: tf_data.Splits
+    class_counts: list[int]
+
+    @property
+    def num_classes(self) -> int:
+        return self.splits.num_classes
+
+
+def build_data(recipe: Recipe) -> RunData:
+    """Load and split the data set; long-tail the training split when asked."""
+    d = recipe.data
+    try:
+        splits = tf_data.load(
+            d.name, validation_fraction=d.validation_fraction, test_fraction=d.test_fraction,
+            seed=recipe.seed, image_size=d.image_size,
+        )
+    except (FileNotFoundError, ValueError, RuntimeError) as err:
+        raise RecipeError(f"data.name: {err}") from err
+    if d.imbalance_factor is not None and d.imbalance_factor > 1:
+        x, y, _ = tf_data.long_tailed(
+            splits.x_train, splits.y_train, d.imbalance_factor, seed=recipe.seed
+        )
+        splits.x_train, splits.y_train = x, y
+    return RunData(splits, splits.class_counts())
+
+
+def steps_per_epoch(recipe: Recipe, run_data: RunData) -> int:
+    """Optimizer steps in one epoch of the training dataset."""
+    return max(1, math.ceil(len(run_data.splits.y_train) / recipe.data.batch_size))
+
+
+def _augment(ds: Any, recipe: Recipe) -> Any:
+    shift = recipe.data.augment.random_translation
+    if not shift:
+        return ds
+    tf = tensorflow("data augmentation")
+    layer = keras.layers.RandomTranslation(shift, shift, fill_mode="constant", seed=recipe.seed)
+
+    def augment(x: Any, y: Any) -> Any:
+        return layer(x, training=True), y
+
+    # augment per batch of 256 (vectorized), then unbatch to keep example-level order
+    return ds.batch(256).map(augment, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+
+
+def train_dataset(recipe: Recipe, run_data: RunData) -> Any:
+    """The training ``tf.data.Dataset`` of (image, label) batches."""
+    tf = tensorflow("the trainer's input pipeline")
+    x, y = run_data.splits.x_train, run_data.splits.y_train
+    ds = tf.data.Dataset.from_tensor_slices((x, y.astype("int32")))
+    ds = ds.shuffle(len(x), seed=recipe.seed, reshuffle_each_iteration=True)
+    # re-sampling (data.sampler) goes here
+    ds = _augment(ds, recipe)
+    # echoing (data.echo) goes here: before or after augmentation, or of batches
+    ds = ds.batch(recipe.data.batch_size)
+    return ds.prefetch(tf.data.AUTOTUNE)
+
+
+def eval_dataset(recipe: Recipe, x: np.ndarray, y: np.ndarray) -> Any:
+    tf = tensorflow("the trainer's input pipeline")
+    ds = tf.data.Dataset.from_tensor_slices((x, y.astype("int32")))
+    return ds.batch(max(256, recipe.data.batch_size)).prefetch(tf.data.AUTOTUNE)
+
+
+def build_model(recipe: Recipe, run_data: RunData) -> keras.Model:
+    m = recipe.model
+    shape, classes = run_data.splits.input_shape, run_data.num_classes
+    if m.name == "mlp":
+        return models.mlp(shape, classes, hidden=m.hidden, activation=m.activation, dropout=m.dropout)
+    if len(shape) != 3:
+        raise RecipeError(
+            f"model.name: 'small_resnet' needs image inputs (H, W, C), the data has shape "
+            f"{shape}; use model.name=mlp."
+        )
+    return models.small_resnet(
+        shape, classes, width=m.width, blocks=m.blocks, conv=m.conv, norm=m.norm,
+        activation=m.activation,
+    )
+
+
+def build_schedule(recipe: Recipe, steps: int) -> Any:
+    """The learning rate: a float or a Keras LearningRateSchedule."""
+    s, lr = recipe.schedule, recipe.optimizer.learning_rate
+    total = steps * recipe.train.epochs
+    if s.name == "constant":
+        return lr
+    warmup = int(round(s.warmup_epochs * steps))
+    if warmup >= total:
+        raise RecipeError(
+            f"schedule.warmup_epochs: {s.warmup_epochs} epochs of warm-up leave no training "
+            f"in train.epochs={recipe.train.epochs}."
+        )
+    if warmup:
+        return keras.optimizers.schedules.CosineDecay(
+            0.0, total - warmup, alpha=s.alpha, warmup_target=lr, warmup_steps=warmup
+        )
+    return keras.optimizers.schedules.CosineDecay(lr, total, alpha=s.alpha)
+
+
+def build_optimizer(recipe: Recipe, learning_rate: Any) -> keras.optimizers.Optimizer:
+    o = recipe.optimizer
+    kwargs = dict(o.options)
+    if o.weight_decay is not None:
+        kwargs["weight_decay"] = o.weight_decay
+    names = {n.lower(): n for n in registry.list("optimizers")}
+    try:
+        if o.name.lower() in names:
+            cls = registry.get("optimizers", names[o.name.lower()])
+            return cls(learning_rate=learning_rate, **kwargs)
+        config = {"class_name": o.name, "config": {"learning_rate": learning_rate, **kwargs}}
+        if not isinstance(learning_rate, (int, float)):
+            config["config"]["learning_rate"] = keras.optimizers.schedules.serialize(learning_rate)
+        return keras.optimizers.get(config)
+    except (TypeError, ValueError) as err:
+        raise RecipeError(f"optimizer: cannot build {o.name!r} with {kwargs}: {err}") from err
+
+
+def build_loss(recipe: Recipe, run_data: RunData) -> keras.losses.Loss:
+    loss = recipe.loss
+    if loss.name == "cross_entropy":
+        if loss.options:
+            raise RecipeError(f"loss.options: cross_entropy takes none, received {loss.options}.")
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    names = {n.lower(): n for n in registry.list("losses")}
+    if loss.name.lower() not in names:
+        choices = ["cross_entropy", *registry.list("losses")]
+        raise RecipeError(
+            f"loss.name: unknown loss {loss.name!r}.{registry.suggest(loss.name, choices)} "
+            f"Accepted: {', '.join(choices)}."
+        )
+    cls = registry.get("losses", names[loss.name.lower()])
+    try:
+        return cls(run_data.class_counts, **loss.options)
+    except (TypeError, ValueError) as err:
+        raise RecipeError(f"loss: cannot build {loss.name!r} with {loss.options}: {err}") from err

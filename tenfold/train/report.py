@@ -1,0 +1,178 @@
+"""The human side of a run directory: plots (PNG + CSV) and ``report.md``.
+
+matplotlib with the Agg backend: no display needed.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tenfold.train.logging import read_csv, write_csv_atomic
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def plot_history(history_csv: Path, out: Path) -> Path:
+    """Loss and accuracy per epoch, training and validation."""
+    plt = _pyplot()
+    _, rows = read_csv(history_csv)
+    epochs = [int(r["epoch"]) for r in rows]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, key in zip(axes, ("loss", "accuracy")):
+        for prefix, style in (("", "-"), ("val_", "--")):
+            name = prefix + key
+            if rows and name in rows[0]:
+                ax.plot(epochs, [float(r[name]) for r in rows], style, label=name)
+        ax.set_xlabel("epoch")
+        ax.set_title(key)
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def plot_learning_rate(curve: list[float], out: Path, csv_out: Path, steps_per_epoch: int) -> Path:
+    """Learning rate per optimizer step."""
+    write_csv_atomic(csv_out, ["step", "learning_rate"], [[i, v] for i, v in enumerate(curve)])
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.plot(np.arange(len(curve)), curve)
+    ax.set_xlabel(f"step ({steps_per_epoch} per epoch)")
+    ax.set_ylabel("learning rate")
+    ax.set_title("learning rate per step")
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def plot_per_class(
+    per_class: dict[str, list[float | None]],
+    class_counts: list[int],
+    class_names: list[str],
+    out: Path,
+    csv_out: Path,
+) -> Path:
+    """Test accuracy per class, classes sorted by training frequency (head → tail).
+
+    ``per_class`` maps a label (e.g. ``"plain"``, ``"adjusted"``) to per-class accuracies.
+    """
+    order = sorted(range(len(class_counts)), key=lambda c: (-class_counts[c], c))
+    labels = list(per_class)
+    write_csv_atomic(
+        csv_out,
+        ["class", "name", "train_count", *[f"accuracy_{k}" for k in labels]],
+        [[c, class_names[c], class_counts[c], *[per_class[k][c] for k in labels]] for c in order],
+    )
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(order) + 2), 4))
+    width = 0.8 / max(1, len(labels))
+    x = np.arange(len(order))
+    for i, key in enumerate(labels):
+        values = [per_class[key][c] if per_class[key][c] is not None else 0.0 for c in order]
+        ax.bar(x + (i - (len(labels) - 1) / 2) * width, values, width, label=key)
+    ax.set_xticks(x, [f"{class_names[c]}\n(n={class_counts[c]})" for c in order], fontsize=8)
+    ax.set_ylim(0, 1.05)
+    ax.set_ylabel("test accuracy")
+    ax.set_title("per-class test accuracy, classes by training count")
+    ax.grid(alpha=0.3, axis="y")
+    if len(labels) > 1:
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{100 * value:.1f}%"
+
+
+def summary_rows(metrics: dict[str, Any]) -> list[tuple[str, str, str, str, str, str]]:
+    """(variant, accuracy, balanced, many, medium, few) rows for each evaluated variant."""
+    rows = []
+    for variant, m in metrics["test"].items():
+        shots = m["shots"]
+        rows.append((
+            variant, _pct(m["accuracy"]), _pct(m["balanced_accuracy"]),
+            _pct(shots["many"]["accuracy"]), _pct(shots["medium"]["accuracy"]),
+            _pct(shots["few"]["accuracy"]),
+        ))
+    return rows
+
+
+def write_report(out_dir: Path, metrics: dict[str, Any], recipe_yaml: str, env: dict[str, Any]) -> Path:
+    """``report.md``: headline numbers first, then data, training, plots, recipe, machine."""
+    info = metrics["run"]
+    lines = [
+        f"# tenfold run: {info['recipe']}",
+        "",
+        info.get("description", ""),
+        "",
+        "## Test results",
+        "",
+        "| model | accuracy | balanced accuracy | many-shot | medium-shot | few-shot |",
+        "|---|---|---|---|---|---|",
+    ]
+    lines += [f"| {' | '.join(r)} |" for r in summary_rows(metrics)]
+    shots = metrics["shot_groups"]
+    lines += [
+        "",
+        f"Shot groups by training count: many > {shots['many_threshold']}, few < "
+        f"{shots['few_threshold']}, medium in between — many: classes {shots['many']}, "
+        f"medium: {shots['medium']}, few: {shots['few']}. Test and validation splits are balanced.",
+        "",
+        "## Data and training",
+        "",
+        f"- Data: `{info['data']}`, input {info['input_shape']}, {info['num_classes']} classes; "
+        f"{info['train_examples']} training examples (imbalance factor "
+        f"{info['imbalance_factor'] or 1}, counts {info['class_counts']}), "
+        f"{info['validation_examples']} validation, {info['test_examples']} test.",
+        f"- Model: {info['model']}, {info['parameters']:,} parameters.",
+        f"- Training: {info['epochs']} epochs × {info['steps_per_epoch']} steps, "
+        f"{info['train_seconds']:.1f} s ({info['steps_per_second']:.1f} steps/s)"
+        + (f", resumed from epoch {info['resumed_from_epoch']}" if info.get("resumed_from_epoch") else "")
+        + ".",
+    ]
+    lines += [f"- {note}" for note in info.get("notes", [])]
+    lines += ["", "## Plots", ""]
+    for title, png in (
+        ("Training curves", "plots/history.png"),
+        ("Learning rate per step", "plots/learning_rate.png"),
+        ("Per-class test accuracy (head → tail)", "plots/per_class_accuracy.png"),
+    ):
+        lines += [f"### {title}", "", f"![{title}]({png})", ""]
+    lines += [
+        "## Files",
+        "",
+        "`model.keras` (trained model), `deploy/` (exported model), `metrics.json`, "
+        "`history.csv`, `plots/*.png` with their `*.csv`, `tensorboard/`, `recipe.yaml`, `env.json`.",
+        "",
+        "## Recipe (fully resolved)",
+        "",
+        "```yaml",
+        recipe_yaml.rstrip(),
+        "```",
+        "",
+        "## Machine",
+        "",
+        f"{env.get('cpu')} ({env.get('cpu_count')} cores, flags {', '.join(env.get('cpu_flags', []))}); "
+        f"TensorFlow {env.get('tensorflow', '-')}, Keras {env.get('keras')}, Python {env.get('python')}.",
+        "",
+    ]
+    path = out_dir / "report.md"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    return path
