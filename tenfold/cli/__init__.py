@@ -1,0 +1,1 @@
+"""The command line. Application code: the library never imports it."""
