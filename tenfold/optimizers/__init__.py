@@ -1,3 +1,8 @@
-"""tenfold.optimizers — filled in by its technique's issue."""
+"""tenfold.optimizers: Adafactor and SM3 with sub-linear state, AGC, state accounting."""
 
-__all__: list[str] = []
+from tenfold.optimizers.adafactor import Adafactor
+from tenfold.optimizers.agc import AGC
+from tenfold.optimizers.sm3 import SM3
+from tenfold.optimizers.state import state_bytes
+
+__all__ = ["AGC", "Adafactor", "SM3", "state_bytes"]
