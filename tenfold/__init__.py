@@ -23,6 +23,7 @@ from tenfold import (  # noqa: E402
     reparam,
     schedules,
 )
+from tenfold.lr_finder import lr_find  # noqa: E402
 
 __all__ = [
     "__version__",
@@ -30,6 +31,7 @@ __all__ = [
     "data",
     "layers",
     "longtail",
+    "lr_find",
     "losses",
     "metrics",
     "models",

@@ -1,3 +1,8 @@
 """tenfold.callbacks — filled in by its technique's issue."""
 
 __all__: list[str] = []
+
+from tenfold.callbacks.cycle_momentum import CycleMomentum  # noqa: E402
+from tenfold.callbacks.lr_finder import LRFinder, LRFinderResult  # noqa: E402
+
+__all__ += ["CycleMomentum", "LRFinder", "LRFinderResult"]

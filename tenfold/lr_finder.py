@@ -1,0 +1,88 @@
+"""``tenfold.lr_find``: run a learning-rate range test on a compiled model.
+
+References:
+    Smith 2017, "Cyclical Learning Rates for Training Neural Networks", WACV,
+    https://arxiv.org/abs/1506.01186, section 3.3 ("How can one estimate reasonable
+    minimum and maximum boundary values?").
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import keras
+
+from tenfold.callbacks.lr_finder import LRFinder, LRFinderResult
+
+
+def _is_dataset(data: Any) -> bool:
+    return hasattr(data, "element_spec") and hasattr(data, "repeat")
+
+
+def lr_find(
+    model: keras.Model,
+    data: Any,
+    y: Any = None,
+    *,
+    batch_size: int = 32,
+    min_learning_rate: float = 1e-7,
+    max_learning_rate: float = 10.0,
+    num_steps: int = 100,
+    mode: str = "exponential",
+    smoothing: float = 0.98,
+    divergence_threshold: float = 4.0,
+    verbose: int = 0,
+) -> LRFinderResult:
+    """Sweep the learning rate of a compiled model and suggest bounds for a cyclical schedule.
+
+    Trains ``model`` for up to ``num_steps`` steps while the rate grows from
+    ``min_learning_rate`` to ``max_learning_rate`` (see :class:`tenfold.callbacks.LRFinder`),
+    stops early when the smoothed loss diverges, then restores the model's weights and its
+    optimizer's state and learning rate exactly.
+
+    Args:
+        model: a compiled ``keras.Model`` (its optimizer and loss are used as they are).
+        data: a batched ``tf.data.Dataset`` of ``(x, y)`` (repeated as needed), or an array
+            ``x`` with labels ``y``.
+        y: labels when ``data`` is an array.
+        batch_size: int. Batch size for arrays. Defaults to 32.
+        min_learning_rate, max_learning_rate: float. Range of the sweep.
+        num_steps: int >= 2. Steps of the sweep. Defaults to 100.
+        mode: ``"exponential"`` (default) or ``"linear"``.
+        smoothing: float in [0, 1). Loss moving-average factor. Defaults to 0.98.
+        divergence_threshold: float > 1. Stop at this multiple of the best loss. Defaults to 4.
+        verbose: int. Passed to ``fit``.
+
+    Returns:
+        A :class:`tenfold.callbacks.LRFinderResult`: the curve, the steepest-descent rate,
+        the rate at the minimum, and suggested ``(initial, maximal)`` bounds.
+
+    Example:
+    >>> result = tenfold.lr_find(model, x, y, min_learning_rate=1e-4, max_learning_rate=1.0)
+    >>> schedule = result.schedule(step_size=200)  # a CyclicalLearningRate  # doctest: +SKIP
+    """
+    if not isinstance(model, keras.Model):
+        raise TypeError(f"model must be a keras.Model, received {type(model).__name__}.")
+    if getattr(model, "optimizer", None) is None or not getattr(model, "compiled", False):
+        raise ValueError("lr_find needs a compiled model: call model.compile(optimizer, loss) first.")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1, received {batch_size!r}.")
+    finder = LRFinder(
+        min_learning_rate, max_learning_rate, num_steps, mode=mode, smoothing=smoothing,
+        divergence_threshold=divergence_threshold,
+    )
+    if _is_dataset(data):
+        if y is not None:
+            raise ValueError("y must be None when data is a tf.data.Dataset of (x, y) pairs.")
+        model.fit(data.repeat(), steps_per_epoch=num_steps, epochs=1, callbacks=[finder],
+                  verbose=verbose)
+    else:
+        if y is None:
+            raise ValueError("y (the labels) is required when data is an array.")
+        steps_per_epoch = max(1, math.ceil(len(data) / batch_size))
+        epochs = math.ceil(num_steps / steps_per_epoch)
+        model.fit(data, y, batch_size=batch_size, epochs=epochs, shuffle=True,
+                  callbacks=[finder], verbose=verbose)
+    assert finder.result is not None
+    return finder.result

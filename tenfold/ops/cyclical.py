@@ -1,0 +1,151 @@
+"""Cyclical and one-cycle learning-rate curves as pure functions of the step.
+
+References:
+    Smith 2017, "Cyclical Learning Rates for Training Neural Networks", WACV,
+    https://arxiv.org/abs/1506.01186 (section 3.1: the triangular policies).
+    Smith & Topin 2019, "Super-Convergence: Very Fast Training of Neural Networks Using
+    Large Learning Rates", https://arxiv.org/abs/1708.07120 (the 1cycle policy).
+
+Both functions take any int32 / int64 / float step (a Python number, a NumPy value or a
+backend tensor) and return a float32 scalar tensor; they are written in ``keras.ops`` so they
+trace under ``tf.function`` and XLA.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+from keras import ops
+
+CYCLICAL_MODES = ("triangular", "triangular2", "exp_range")
+SCALE_MODES = ("cycle", "iterations")
+ANNEAL_STRATEGIES = ("cos", "linear")
+
+
+def _step(step: Any) -> Any:
+    return ops.cast(ops.convert_to_tensor(step), "float32")
+
+
+def cyclical_position(step: Any, step_size: float) -> tuple[Any, Any]:
+    """Cycle number and triangle height of Smith's eq. (1).
+
+    ``cycle = floor(1 + step / (2 * step_size))`` and
+    ``height = max(0, 1 - |step / step_size - 2 * cycle + 1|)``, which rises from 0 to 1
+    over the first ``step_size`` steps of each cycle and falls back to 0 over the next.
+    Computed as ``(step_size - |t - step_size|) / step_size`` with ``t`` the position in the
+    cycle; for an integer step and an integral ``step_size`` the position is found in the
+    step's integer dtype, so it stays exact at any int64 step.
+
+    Example:
+    >>> cycle, height = cyclical_position(5, 10)
+    >>> float(cycle), float(height)
+    (1.0, 0.5)
+    """
+    s = ops.convert_to_tensor(step)
+    size = float(step_size)
+    dtype = keras.backend.standardize_dtype(s.dtype)
+    if ("int" in dtype) and size.is_integer():
+        period = ops.cast(int(2 * size), dtype)
+        cycle_index = ops.floor_divide(s, period)
+        t = ops.cast(s - cycle_index * period, "float32")
+        cycle = ops.cast(cycle_index, "float32") + 1.0
+    else:
+        sf = ops.cast(s, "float32")
+        cycle = ops.floor(1.0 + sf / (2.0 * size))
+        t = sf - (cycle - 1.0) * (2.0 * size)
+    height = (size - ops.abs(t - size)) / size
+    return cycle, ops.clip(height, 0.0, 1.0)
+
+
+def cyclical_learning_rate(
+    step: Any,
+    initial_learning_rate: float,
+    maximal_learning_rate: float,
+    step_size: float,
+    *,
+    mode: str = "triangular",
+    gamma: float = 1.0,
+    scale_mode: str | None = None,
+) -> Any:
+    """Smith's cyclical learning rate at ``step``.
+
+    ``lr = initial + (maximal - initial) * max(0, 1 - x) * scale(v)`` with ``x`` and the cycle
+    from :func:`cyclical_position`; ``scale`` is ``1`` (``"triangular"``),
+    ``1 / 2 ** (v - 1)`` (``"triangular2"``) or ``gamma ** v`` (``"exp_range"``), where
+    ``v`` is the cycle number (``scale_mode="cycle"``, the default of the triangular modes)
+    or the step (``scale_mode="iterations"``, the default of ``"exp_range"``).
+
+    Example:
+    >>> float(cyclical_learning_rate(5, 0.1, 1.0, 10))
+    0.55
+    """
+    if scale_mode is None:
+        scale_mode = "iterations" if mode == "exp_range" else "cycle"
+    cycle, height = cyclical_position(step, step_size)
+    v = cycle if scale_mode == "cycle" else _step(step)
+    if mode == "triangular":
+        scale = ops.ones_like(v)
+    elif mode == "triangular2":
+        scale = ops.power(2.0, -(v - 1.0))
+    elif mode == "exp_range":
+        scale = ops.power(ops.cast(gamma, "float32"), v)
+    else:
+        raise ValueError(f"mode must be one of {CYCLICAL_MODES}, received {mode!r}.")
+    low = ops.cast(initial_learning_rate, "float32")
+    high = ops.cast(maximal_learning_rate, "float32")
+    return low + (high - low) * height * scale
+
+
+def one_cycle_phase(step: Any, total_steps: float, warmup_fraction: float) -> tuple[Any, Any]:
+    """Which 1cycle phase ``step`` is in (0: warm-up, 1: anneal) and the progress within it.
+
+    The warm-up ends at ``warmup_fraction * total_steps - 1``; steps past ``total_steps - 1``
+    stay at the end of the anneal (progress 1).
+    """
+    s = _step(step)
+    last = ops.cast(total_steps, "float32") - 1.0
+    peak = ops.cast(warmup_fraction, "float32") * ops.cast(total_steps, "float32") - 1.0
+    warm = s <= peak
+    p_warm = ops.clip(s / ops.maximum(peak, 1e-12), 0.0, 1.0)
+    p_anneal = ops.clip((s - peak) / ops.maximum(last - peak, 1e-12), 0.0, 1.0)
+    return ops.cast(ops.logical_not(warm), "float32"), ops.where(warm, p_warm, p_anneal)
+
+
+def _interpolate(start: Any, end: Any, progress: Any, anneal: str) -> Any:
+    if anneal == "cos":
+        return end + (start - end) * 0.5 * (1.0 + ops.cos(3.141592653589793 * progress))
+    if anneal == "linear":
+        return start + (end - start) * progress
+    raise ValueError(f"anneal must be one of {ANNEAL_STRATEGIES}, received {anneal!r}.")
+
+
+def one_cycle_learning_rate(
+    step: Any,
+    maximal_learning_rate: float,
+    total_steps: float,
+    *,
+    warmup_fraction: float = 0.3,
+    div_factor: float = 25.0,
+    final_div_factor: float = 1e4,
+    anneal: str = "cos",
+) -> Any:
+    """The 1cycle learning rate at ``step``.
+
+    Warm-up from ``maximal / div_factor`` to ``maximal`` over the first
+    ``warmup_fraction * total_steps`` steps, then anneal to
+    ``maximal / (div_factor * final_div_factor)`` at step ``total_steps - 1``; both phases
+    follow a half cosine (``anneal="cos"``) or a straight line (``"linear"``). Later steps
+    keep the final rate.
+
+    Example:
+    >>> round(float(one_cycle_learning_rate(29, 1.0, 100)), 6)
+    1.0
+    """
+    high = ops.cast(maximal_learning_rate, "float32")
+    low = high / div_factor
+    final = low / final_div_factor
+    phase, progress = one_cycle_phase(step, total_steps, warmup_fraction)
+    warm = _interpolate(low, high, progress, anneal)
+    cool = _interpolate(high, final, progress, anneal)
+    return ops.where(phase > 0.5, cool, warm)
