@@ -205,6 +205,16 @@ def check_save_load(kind: str, example: ContractExample) -> None:
         assert len(old) == len(new), f"optimizer state: {len(old)} saved, {len(new)} loaded"
         for a, b in zip(old, new):
             np.testing.assert_allclose(b, a, atol=example.atol)
+    if kind == "metrics":
+        # a reloaded model builds its compiled metrics lazily, on the first step; evaluate
+        # both models on the same data: the metric must come back and give the same values
+        x_eval, y_eval = _data(example, n=8, seed=2)
+        want = model.evaluate(x_eval, y_eval, verbose=0, return_dict=True)
+        got_eval = loaded.evaluate(x_eval, y_eval, verbose=0, return_dict=True)
+        assert sorted(got_eval) == sorted(want), f"metric keys changed: {sorted(want)} -> {sorted(got_eval)}"
+        for key in want:
+            np.testing.assert_allclose(got_eval[key], want[key], atol=example.atol, rtol=example.atol,
+                                       err_msg=f"metric {key} differs after reload")
     if kind in ("losses", "metrics", "schedules"):
         # the compiled component itself must come back as the same class and config
         if kind == "losses":

@@ -2,6 +2,10 @@
 
 __all__: list[str] = []
 
+from tenfold.callbacks.drw import DeferredReweighting  # noqa: E402
+
+__all__ += ["DeferredReweighting"]
+
 from tenfold.callbacks.cycle_momentum import CycleMomentum  # noqa: E402
 from tenfold.callbacks.lr_finder import LRFinder, LRFinderResult  # noqa: E402
 

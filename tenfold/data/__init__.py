@@ -4,3 +4,7 @@ from tenfold.data.loaders import Splits, describe, load, split
 from tenfold.data.long_tail import long_tail_counts, long_tailed
 
 __all__ = ["Splits", "describe", "load", "long_tail_counts", "long_tailed", "split"]
+
+from tenfold.data.resample import resample, target_distribution  # noqa: E402
+
+__all__ += ["resample", "target_distribution"]

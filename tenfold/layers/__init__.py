@@ -2,6 +2,10 @@
 
 __all__: list[str] = []
 
+from tenfold.layers.normed_dense import NormedDense  # noqa: E402
+
+__all__ += ["NormedDense"]
+
 from tenfold.layers.ws_conv import WSConv1D, WSConv2D, WSDense  # noqa: E402
 
 __all__ += ["WSConv1D", "WSConv2D", "WSDense"]

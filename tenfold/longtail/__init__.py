@@ -1,3 +1,21 @@
-"""tenfold.longtail — filled in by its technique's issue."""
+"""Long-tailed learning after training: post-hoc logit adjustment, τ-norm, cRT, τ search."""
 
-__all__: list[str] = []
+from tenfold.longtail.crt import retrain_classifier
+from tenfold.longtail.posthoc import (
+    TauSearch,
+    adjust_logits,
+    balanced_accuracy_score,
+    classifier_layer,
+    search_tau,
+    tau_normalize,
+)
+
+__all__ = [
+    "TauSearch",
+    "adjust_logits",
+    "balanced_accuracy_score",
+    "classifier_layer",
+    "retrain_classifier",
+    "search_tau",
+    "tau_normalize",
+]

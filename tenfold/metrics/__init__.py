@@ -1,3 +1,7 @@
-"""tenfold.metrics — filled in by its technique's issue."""
+"""Streaming metrics for long-tailed classification, correct under tf.distribute."""
 
-__all__: list[str] = []
+from tenfold.metrics.balanced_accuracy import BalancedAccuracy
+from tenfold.metrics.per_class_accuracy import PerClassAccuracy
+from tenfold.metrics.shot_accuracy import ShotAccuracy, shot_group_masks
+
+__all__ = ["BalancedAccuracy", "PerClassAccuracy", "ShotAccuracy", "shot_group_masks"]
