@@ -68,3 +68,36 @@ def learning_rate_curve(optimizer: keras.optimizers.Optimizer, steps: int) -> li
         return [float(v) for v in np.asarray(keras.ops.convert_to_numpy(values)).reshape(-1)]
     rate = float(np.asarray(keras.ops.convert_to_numpy(optimizer.learning_rate)))
     return [rate] * steps
+
+
+class EpochBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """``BackupAndRestore`` that checkpoints per epoch only.
+
+    Keras' class defines a per-batch hook (for ``save_freq=<int>``), and any per-batch hook
+    makes ``fit`` wait for every step's logs instead of dispatching callbacks
+    asynchronously; with epoch checkpoints the hook does nothing, so this class drops it
+    (see the ``trainer-overhead`` benchmark).
+    """
+
+    async_safe = True
+
+    def __init__(self, backup_dir: str) -> None:
+        super().__init__(backup_dir, save_freq="epoch", double_checkpoint=True)
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        pass
+
+
+class EpochTensorBoard(keras.callbacks.TensorBoard):
+    """TensorBoard logs per epoch only: no per-batch summaries, no per-batch sync."""
+
+    async_safe = True
+
+    def __init__(self, log_dir: str) -> None:
+        super().__init__(log_dir, write_graph=False, update_freq="epoch")
+
+    def on_train_batch_begin(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        pass
+
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+        pass

@@ -27,7 +27,12 @@ import numpy as np
 from tenfold.env import environment
 from tenfold.train import builders, report
 from tenfold.train.evaluate import classification_metrics, shot_groups
-from tenfold.train.logging import HistoryCSV, learning_rate_curve
+from tenfold.train.logging import (
+    EpochBackupAndRestore,
+    EpochTensorBoard,
+    HistoryCSV,
+    learning_rate_curve,
+)
 from tenfold.train.recipe import Recipe, RecipeError
 
 FINISHED_MARKER = "metrics.json"
@@ -119,9 +124,9 @@ def fit(ctx: RunContext, *, resume_epoch: int | None) -> dict[str, Any]:
     """Train with checkpoints, history, TensorBoard; returns timing facts."""
     recipe, out = ctx.recipe, ctx.out
     callbacks: list[keras.callbacks.Callback] = [
-        keras.callbacks.BackupAndRestore(str(out / "checkpoints"), double_checkpoint=True),
+        EpochBackupAndRestore(str(out / "checkpoints")),
         HistoryCSV(out / "history.csv"),
-        keras.callbacks.TensorBoard(str(out / "tensorboard"), write_graph=False),
+        EpochTensorBoard(str(out / "tensorboard")),
         *ctx.callbacks,
     ]
     if resume_epoch:
