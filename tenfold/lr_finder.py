@@ -76,7 +76,7 @@ def lr_find(
         if y is not None:
             raise ValueError("y must be None when data is a tf.data.Dataset of (x, y) pairs.")
         model.fit(data.repeat(), steps_per_epoch=num_steps, epochs=1, callbacks=[finder],
-                  verbose=verbose)
+                  shuffle=False, verbose=verbose)
     else:
         if y is None:
             raise ValueError("y (the labels) is required when data is an array.")

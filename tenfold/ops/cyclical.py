@@ -97,26 +97,32 @@ def cyclical_learning_rate(
     return low + (high - low) * height * scale
 
 
-def one_cycle_phase(step: Any, total_steps: float, warmup_fraction: float) -> tuple[Any, Any]:
-    """Which 1cycle phase ``step`` is in (0: warm-up, 1: anneal) and the progress within it.
+def one_cycle_phase(step: Any, total_steps: float, warmup_fraction: float) -> tuple[Any, Any, Any]:
+    """1cycle phase of ``step`` (0: warm-up, 1: anneal), progress ``p`` in it and ``1 - p``.
 
     The warm-up ends at ``warmup_fraction * total_steps - 1``; steps past ``total_steps - 1``
-    stay at the end of the anneal (progress 1).
+    stay at the end of the anneal. ``1 - p`` is computed from the step directly (not by
+    subtraction), which keeps the rates near the end of a phase accurate in float32.
     """
-    s = _step(step)
-    last = ops.cast(total_steps, "float32") - 1.0
-    peak = ops.cast(warmup_fraction, "float32") * ops.cast(total_steps, "float32") - 1.0
+    s = ops.cast(ops.convert_to_tensor(step), "float32")
+    last = float(total_steps) - 1.0
+    peak = float(warmup_fraction) * float(total_steps) - 1.0
+    s = ops.clip(s, 0.0, last)
     warm = s <= peak
-    p_warm = ops.clip(s / ops.maximum(peak, 1e-12), 0.0, 1.0)
-    p_anneal = ops.clip((s - peak) / ops.maximum(last - peak, 1e-12), 0.0, 1.0)
-    return ops.cast(ops.logical_not(warm), "float32"), ops.where(warm, p_warm, p_anneal)
+    span_warm = max(peak, 1e-12)
+    span_anneal = max(last - peak, 1e-12)
+    p = ops.where(warm, s / span_warm, (s - peak) / span_anneal)
+    q = ops.where(warm, (peak - s) / span_warm, (last - s) / span_anneal)
+    return ops.cast(ops.logical_not(warm), "float32"), ops.clip(p, 0.0, 1.0), ops.clip(q, 0.0, 1.0)
 
 
-def _interpolate(start: Any, end: Any, progress: Any, anneal: str) -> Any:
+def _interpolate(start: Any, end: Any, p: Any, q: Any, anneal: str) -> Any:
     if anneal == "cos":
-        return end + (start - end) * 0.5 * (1.0 + ops.cos(3.141592653589793 * progress))
+        # start + (end - start) * (1 - cos(pi p)) / 2, as weights sin^2 that stay exact at both ends
+        half_pi = 0.5 * 3.141592653589793
+        return start * ops.square(ops.sin(half_pi * q)) + end * ops.square(ops.sin(half_pi * p))
     if anneal == "linear":
-        return start + (end - start) * progress
+        return start * q + end * p
     raise ValueError(f"anneal must be one of {ANNEAL_STRATEGIES}, received {anneal!r}.")
 
 
@@ -145,7 +151,7 @@ def one_cycle_learning_rate(
     high = ops.cast(maximal_learning_rate, "float32")
     low = high / div_factor
     final = low / final_div_factor
-    phase, progress = one_cycle_phase(step, total_steps, warmup_fraction)
-    warm = _interpolate(low, high, progress, anneal)
-    cool = _interpolate(high, final, progress, anneal)
+    phase, p, q = one_cycle_phase(step, total_steps, warmup_fraction)
+    warm = _interpolate(low, high, p, q, anneal)
+    cool = _interpolate(high, final, p, q, anneal)
     return ops.where(phase > 0.5, cool, warm)

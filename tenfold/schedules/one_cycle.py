@@ -109,7 +109,7 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
         :class:`tenfold.callbacks.CycleMomentum` uses it so momentum goes from its maximum
         to its base during the warm-up and back during the anneal (as PyTorch's OneCycleLR).
         """
-        phase, _ = one_cycle_phase(step, self.total_steps, self.warmup_fraction)
+        phase, _, _ = one_cycle_phase(step, self.total_steps, self.warmup_fraction)
         lr = self(step)
         high = self.maximal_learning_rate
         warm = (lr - self.initial_learning_rate) / max(high - self.initial_learning_rate, 1e-30)
