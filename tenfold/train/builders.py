@@ -104,9 +104,20 @@ def build_model(recipe: Recipe, run_data: RunData) -> keras.Model:
     )
 
 
-def build_schedule(recipe: Recipe, steps: int) -> Any:
-    """The learning rate: a float or a Keras LearningRateSchedule."""
+def build_schedule(
+    recipe: Recipe, steps: int, found: tuple[float, float] | None = None
+) -> Any:
+    """The learning rate: a float or a Keras LearningRateSchedule.
+
+    ``found``: the ``(low, high)`` rates of an LR range test (``schedule.bounds: from_lr_find``).
+    """
     s, lr = recipe.schedule, recipe.optimizer.learning_rate
+    if s.name in ("cyclical", "one_cycle"):
+        from tenfold.train import cyclical
+
+        return cyclical.build_schedule(recipe, steps, found)
+    if found is not None:
+        lr = found[1]
     total = steps * recipe.train.epochs
     if s.name == "constant":
         return lr

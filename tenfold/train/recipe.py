@@ -80,9 +80,38 @@ class OptimizerConfig(Section):
 
 
 class ScheduleConfig(Section):
-    name: Literal["constant", "cosine"] = "cosine"
+    name: Literal["constant", "cosine", "cyclical", "one_cycle"] = "cosine"
     warmup_epochs: float = Field(0.0, ge=0.0)
     alpha: float = Field(0.0, ge=0.0, le=1.0, description="cosine: final fraction of the rate")
+    # cyclical learning rates (docs/cyclical-learning-rates.md)
+    bounds: list[float] | Literal["from_lr_find"] | None = Field(
+        None,
+        description="cyclical/one_cycle: [low, high] rates; from_lr_find runs the LR range test "
+        "first (any schedule: its peak rate); null: [lr/4, lr] of optimizer.learning_rate",
+    )
+    mode: Literal["triangular", "triangular2", "exp_range"] = "triangular"
+    gamma: float = Field(1.0, gt=0.0, le=1.0, description="cyclical exp_range: decay per step")
+    step_size_epochs: float = Field(4.0, gt=0.0, description="cyclical: epochs per half cycle")
+    warmup_fraction: float = Field(0.3, gt=0.0, lt=1.0, description="one_cycle: warm-up share")
+    cycle_momentum: bool = Field(False, description="momentum / beta_1 from 0.95 to 0.85 and back")
+    lr_find_steps: int = Field(100, ge=10, description="from_lr_find: steps of the range test")
+    lr_find_range: list[float] = Field(
+        default_factory=lambda: [1e-6, 10.0], description="from_lr_find: [min, max] rates swept"
+    )
+
+    @field_validator("bounds")
+    @classmethod
+    def _bounds(cls, value: Any) -> Any:
+        if isinstance(value, list) and (len(value) != 2 or not 0 < value[0] <= value[1]):
+            raise ValueError("bounds must be [low, high] with 0 < low <= high, or from_lr_find")
+        return value
+
+    @field_validator("lr_find_range")
+    @classmethod
+    def _range(cls, value: list[float]) -> list[float]:
+        if len(value) != 2 or not 0 < value[0] < value[1]:
+            raise ValueError("lr_find_range must be [min, max] with 0 < min < max")
+        return value
 
 
 class LossConfig(Section):

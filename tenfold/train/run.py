@@ -25,7 +25,7 @@ import keras
 import numpy as np
 
 from tenfold.env import environment
-from tenfold.train import builders, report
+from tenfold.train import builders, cyclical, report
 from tenfold.train.evaluate import classification_metrics, shot_groups
 from tenfold.train.logging import (
     EpochBackupAndRestore,
@@ -111,12 +111,14 @@ def build_context(recipe: Recipe, out: Path, log: Callable[[str], None] = print)
     model = builders.build_model(recipe, run_data)
     steps = builders.steps_per_epoch(recipe, run_data)
     ctx = RunContext(recipe, out, run_data, model, steps, log)
+    found = cyclical.find_bounds(ctx)  # schedule.bounds: from_lr_find runs the range test
     ctx.compile_kwargs = {
-        "optimizer": builders.build_optimizer(recipe, builders.build_schedule(recipe, steps)),
+        "optimizer": builders.build_optimizer(recipe, builders.build_schedule(recipe, steps, found)),
         "loss": builders.build_loss(recipe, run_data),
         "metrics": ["accuracy"],
     }
     ctx.model.compile(**ctx.compile_kwargs)
+    cyclical.add_callbacks(ctx)  # schedule.cycle_momentum
     return ctx
 
 
