@@ -10,6 +10,7 @@ from tenfold.ops.cyclical import (  # noqa: E402
 )
 from tenfold.ops.factored import (  # noqa: E402
     factored_dims,
+    factored_rsqrt,
     factored_second_moment,
     rms,
     sm3_cover_max,
@@ -22,6 +23,7 @@ __all__ += [
     "cyclical_position",
     "one_cycle_learning_rate",
     "factored_dims",
+    "factored_rsqrt",
     "factored_second_moment",
     "rms",
     "sm3_cover_max",

@@ -66,6 +66,21 @@ def factored_second_moment(row: Any, col: Any, dims: tuple[int, int]) -> Any:
     return r * c / r_mean
 
 
+def factored_rsqrt(row: Any, col: Any, dims: tuple[int, int]) -> Any:
+    """``1/√V̂`` of :func:`factored_second_moment`, as ``rsqrt(R / mean(R)) · rsqrt(C)``.
+
+    Forming ``V̂`` first underflows in float32 where a whole row and a whole column of the
+    gradient are zero (``V̂ ≈ ε₁² = 1e-60 → 0``, then ``0 · ∞ = NaN``: dead input pixels
+    and dead ReLU units do exactly this); the product of the two factors stays finite. This
+    is how the reference implementation (mesh_tensorflow) computes it.
+    """
+    d_row, d_col = dims
+    r = ops.expand_dims(row, d_col)
+    c = ops.expand_dims(col, d_row)
+    r_mean = ops.mean(r, axis=d_row, keepdims=True)
+    return ops.rsqrt(r / r_mean) * ops.rsqrt(c)
+
+
 def sm3_cover_min(accumulators: Sequence[Any], shape: Sequence[int]) -> Any:
     """SM3-II's ``min_i μ_i(j_i)`` broadcast to the full ``shape``.
 

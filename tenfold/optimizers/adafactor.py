@@ -17,7 +17,7 @@ import keras
 from keras import ops
 
 from tenfold._api import export
-from tenfold.ops.factored import factored_dims, factored_second_moment, rms
+from tenfold.ops.factored import factored_dims, factored_rsqrt, rms
 from tenfold.optimizers._common import check_bool, check_number, dense, f32
 from tenfold.testing import ContractExample
 
@@ -204,12 +204,14 @@ class Adafactor(keras.optimizers.Optimizer):
             new_col = beta_2 * col + (1.0 - beta_2) * ops.mean(g2, axis=d_row)
             self.assign(row, new_row)
             self.assign(col, new_col)
-            v_hat = factored_second_moment(new_row, new_col, dims)
+            # 1/√V̂ as a product of row and column factors: V̂ itself underflows to 0 where
+            # a gradient row and column are both zero (see factored_rsqrt)
+            u = g * factored_rsqrt(new_row, new_col, dims)
         else:
             full = self._full[index]
             v_hat = beta_2 * full + (1.0 - beta_2) * g2
             self.assign(full, v_hat)
-        u = g * ops.rsqrt(v_hat)
+            u = g * ops.rsqrt(v_hat)
         if self.clip_threshold is not None:
             u = u / ops.maximum(1.0, rms(u) / self.clip_threshold)
         alpha = self._step_size(learning_rate, t)

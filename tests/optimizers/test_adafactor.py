@@ -223,3 +223,17 @@ def test_get_config_has_every_argument_and_default_learning_rate_is_none():
 def test_bad_arguments(kwargs, exc, text):
     with pytest.raises(exc, match=text):
         Adafactor(**kwargs)
+
+
+def test_zero_gradient_rows_and_columns_stay_finite():
+    # dead input pixels (zero rows) and dead ReLU units (zero columns): V̂ = R C / mean(R)
+    # would underflow to 0 in float32 there and give 0/0 = NaN
+    rng = np.random.default_rng(9)
+    x0 = rng.normal(size=(8, 6)) * 0.05
+    g = rng.normal(size=(8, 6)) * 1e-3
+    g[:3] = 0.0
+    g[:, :2] = 0.0
+    got = run(Adafactor(min_dim_size_to_factor=4), x0, [g, g])
+    assert np.all(np.isfinite(got))
+    np.testing.assert_array_equal(got[:3], np.asarray(x0[:3], "float32"))
+    np.testing.assert_allclose(got, reference_adafactor(x0, [g, g], factor_axes=(0, 1)), rtol=2e-5, atol=1e-7)
