@@ -110,6 +110,9 @@ def recipes_show(name: str = typer.Argument(..., help="Bundled recipe name or YA
         fail(str(err))
 
 
+from tenfold.cli import lr_find as _lr_find  # noqa: E402,F401  (registers `tenfold lr-find`)
+
+
 def main() -> None:
     """Entry point of the ``tenfold`` script and ``python -m tenfold``."""
     app(prog_name="tenfold")
