@@ -103,7 +103,7 @@ def retrain_classifier(
             optimizer=optimizer,
             loss=loss or keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         )
-        return model.fit(data, epochs=epochs, verbose=verbose)
+        return model.fit(data, epochs=epochs, verbose=verbose, shuffle=False)
     finally:
         for layer in model._flatten_layers(include_self=False):
             layer.trainable = flags.get(id(layer), layer.trainable)
