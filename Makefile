@@ -21,13 +21,13 @@ run: $(STAMP)
 	$(VENV)/bin/tenfold train --out runs/default --force
 
 test: $(STAMP)
-	$(PY) -m pytest -n 2 --dist loadfile -q
+	$(PY) -m pytest -n 2 --dist load -q
 
 test-slow: $(STAMP)
-	$(PY) -m pytest -n 2 --dist loadfile -q -m slow
+	$(PY) -m pytest -n 2 --dist load -q -m slow
 
 test-all: $(STAMP)
-	$(PY) -m pytest -n 2 --dist loadfile -q -m "slow or not slow"
+	$(PY) -m pytest -n 2 --dist load -q -m "slow or not slow"
 
 bench: $(STAMP)
 	$(VENV)/bin/tenfold bench --quick
