@@ -1,3 +1,7 @@
-"""tenfold.remat — filled in by its technique's issue."""
+"""Gradient recomputation: a wrapper layer, a segmenting policy, and a memory probe."""
 
-__all__: list[str] = []
+from tenfold.remat.apply import apply, segments_for
+from tenfold.remat.memory import peak_memory
+from tenfold.remat.recompute import Recompute
+
+__all__ = ["Recompute", "apply", "peak_memory", "segments_for"]
