@@ -18,3 +18,5 @@ from tenfold.layers.acblock import ACBlock  # noqa: E402
 from tenfold.layers.repvgg_block import RepVGGBlock  # noqa: E402
 
 __all__ += ["ACBlock", "RepVGGBlock"]
+
+from tenfold.layers import _switches  # noqa: E402,F401  (registers the conv/norm switches)

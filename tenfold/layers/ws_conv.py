@@ -62,7 +62,7 @@ class _Standardized:
     def standardized_kernel(self) -> Any:
         """The kernel actually applied: standardized, times the gain, in the compute dtype."""
         kernel = standardize_kernel(
-            ops.cast(self._kernel, "float32") if self._kernel.dtype != "float64" else self._kernel,
+            self._kernel,
             gain=self.gain, epsilon=self.epsilon,
         )
         return ops.cast(kernel, self.compute_dtype)

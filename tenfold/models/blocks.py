@@ -61,6 +61,10 @@ class ResidualBlock(keras.layers.Layer):
         conv: str. Convolution switch, e.g. ``"plain"``.
         norm: str. Normalization switch, e.g. ``"bn"``.
         activation: str. Keras activation name.
+        fused: bool. The inference form made by :func:`tenfold.reparam.deploy`: each conv
+            is its fused form with a bias (an ACBlock in ``deploy=True`` form, a WSConv2D
+            frozen to a Conv2D) with the norm after it folded in, and no norm layers.
+            Defaults to ``False``.
 
     Example:
     >>> block = ResidualBlock(8, strides=2)
@@ -76,6 +80,7 @@ class ResidualBlock(keras.layers.Layer):
         conv: str = "plain",
         norm: str = "bn",
         activation: str = "relu",
+        fused: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -88,18 +93,19 @@ class ResidualBlock(keras.layers.Layer):
         self.conv = conv
         self.norm = norm
         self.activation = activation
-        self.conv1 = make_conv(conv, filters, 3, strides=strides, name="conv1")
-        self.norm1 = make_norm(norm, name="norm1")
-        self.conv2 = make_conv(conv, filters, 3, name="conv2")
-        self.norm2 = make_norm(norm, name="norm2")
+        self.fused = bool(fused)
+        self.conv1 = self._make_conv(3, strides, "conv1")
+        self.norm1 = self._make_norm("norm1")
+        self.conv2 = self._make_conv(3, 1, "conv2")
+        self.norm2 = self._make_norm("norm2")
         self.act = keras.layers.Activation(activation)
         self.shortcut_conv: keras.layers.Layer | None = None
         self.shortcut_norm: keras.layers.Layer | None = None
 
     def build(self, input_shape: tuple[int | None, ...]) -> None:
         if input_shape[-1] != self.filters or self.strides != 1:
-            self.shortcut_conv = make_conv(self.conv, self.filters, 1, strides=self.strides, name="shortcut_conv")
-            self.shortcut_norm = make_norm(self.norm, name="shortcut_norm")
+            self.shortcut_conv = self._make_conv(1, self.strides, "shortcut_conv")
+            self.shortcut_norm = self._make_norm("shortcut_norm")
         shape = tuple(input_shape)
         for layer in (self.conv1, self.norm1, self.act, self.conv2, self.norm2):
             if layer is not None:
@@ -109,6 +115,21 @@ class ResidualBlock(keras.layers.Layer):
             self.shortcut_conv.build(tuple(input_shape))
             if self.shortcut_norm is not None:
                 self.shortcut_norm.build(self.shortcut_conv.compute_output_shape(tuple(input_shape)))
+
+    def _make_conv(self, kernel_size: int, strides: int, name: str) -> keras.layers.Layer:
+        layer = make_conv(self.conv, self.filters, kernel_size, strides=strides, name=name)
+        if self.fused:
+            from tenfold.reparam.fusion import fused_counterpart  # reparam imports models
+
+            layer = fused_counterpart(layer)
+        return layer
+
+    def _make_norm(self, name: str) -> keras.layers.Layer | None:
+        return None if self.fused else make_norm(self.norm, name=name)
+
+    def fusion_pairs(self) -> list[tuple[str, str | None]]:
+        """(conv attribute, norm attribute) pairs that :func:`tenfold.reparam.deploy` fuses."""
+        return [("conv1", "norm1"), ("conv2", "norm2"), ("shortcut_conv", "shortcut_norm")]
 
     @staticmethod
     def _apply(layer: keras.layers.Layer | None, x: Any, training: Any) -> Any:
@@ -138,6 +159,6 @@ class ResidualBlock(keras.layers.Layer):
         config = super().get_config()
         config.update(
             filters=self.filters, strides=self.strides, conv=self.conv, norm=self.norm,
-            activation=self.activation,
+            activation=self.activation, fused=self.fused,
         )
         return config

@@ -28,6 +28,9 @@ def small_resnet(
     start of every stage but the first) → global average pooling → a float32 ``Dense``
     head named ``"classifier"`` producing logits. ``conv`` and ``norm`` are switches looked
     up in the registry (``tenfold.registry.list("conv")`` / ``list("norm")``).
+    ``norm="none"`` builds a normalizer-free ResNet instead
+    (:func:`tenfold.models.nf_resnet`: scaled residual branches, zero-initialized skip
+    gains, gamma-scaled activations; use it with ``conv="ws"``).
 
     Example:
     >>> model = small_resnet((8, 8, 1), 10)
@@ -40,6 +43,13 @@ def small_resnet(
         raise ValueError(f"width must be a positive int, received {width!r}.")
     if not blocks or any(int(b) < 1 for b in blocks):
         raise ValueError(f"blocks must be a non-empty list of positive ints, received {blocks!r}.")
+    if norm == "none":
+        from tenfold.models.nf import nf_resnet
+
+        return nf_resnet(
+            input_shape, num_classes, width=width, blocks=blocks, conv=conv,
+            activation=activation, name=name,
+        )
     inputs = keras.Input(tuple(input_shape), name="image")
     x = make_conv(conv, width, 3, name="stem_conv")(inputs)
     stem_norm = make_norm(norm, name="stem_norm")

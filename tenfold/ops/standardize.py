@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import keras
 from keras import ops
 
 
@@ -52,8 +53,8 @@ def standardize_kernel(kernel: Any, *, gain: Any = None, epsilon: float = 1e-4) 
         raise ValueError(
             f"kernel must have rank >= 2 (output channels last), received shape {tuple(kernel.shape)}."
         )
-    dtype = kernel.dtype
-    stat_dtype = "float64" if str(dtype).endswith("float64") else "float32"
+    dtype = keras.backend.standardize_dtype(kernel.dtype)
+    stat_dtype = "float64" if dtype == "float64" else "float32"
     w = ops.cast(kernel, stat_dtype)
     axes = tuple(range(rank - 1))
     fan_in = 1
