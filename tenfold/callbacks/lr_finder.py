@@ -56,6 +56,11 @@ class LRFinderResult:
         """``(initial_learning_rate, maximal_learning_rate)``."""
         return self.initial_learning_rate, self.maximal_learning_rate
 
+    @property
+    def filtered_losses(self) -> list[float]:
+        """The zero-lag smoothed losses the suggestion is read from (see :func:`zero_lag`)."""
+        return [float(v) for v in zero_lag(self.losses, cap=_divergence_cap(self.losses))]
+
     def summary(self) -> dict[str, Any]:
         """The suggestion as a JSON-able dict."""
         return {
@@ -80,11 +85,14 @@ class LRFinderResult:
         )
 
     def to_csv(self, path: str | os.PathLike[str]) -> None:
-        """Write ``step,learning_rate,loss,smoothed_loss`` rows."""
+        """Write ``step,learning_rate,loss,smoothed_loss,filtered_loss`` rows (``smoothed``:
+        the running average of the stop rule; ``filtered``: the zero-lag curve of the
+        suggestion)."""
         with open(path, "w", newline="", encoding="utf-8") as f:
             writer = csv.writer(f)
-            writer.writerow(["step", "learning_rate", "loss", "smoothed_loss"])
-            for i, row in enumerate(zip(self.learning_rates, self.losses, self.smoothed_losses)):
+            writer.writerow(["step", "learning_rate", "loss", "smoothed_loss", "filtered_loss"])
+            rows = zip(self.learning_rates, self.losses, self.smoothed_losses, self.filtered_losses)
+            for i, row in enumerate(rows):
                 writer.writerow([i, *(repr(float(v)) for v in row)])
 
     def plot(self, path: str | os.PathLike[str], *, title: str = "LR range test") -> None:
@@ -96,9 +104,10 @@ class LRFinderResult:
 
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
         ax.plot(self.learning_rates, self.losses, color="0.75", lw=0.8, label="loss")
-        ax.plot(self.learning_rates, self.smoothed_losses, color="C0", label="smoothed loss")
+        filtered = self.filtered_losses
+        ax.plot(self.learning_rates, filtered, color="C0", label="smoothed loss (zero lag)")
         ax.set_xscale("log")
-        finite = [v for v in self.smoothed_losses if math.isfinite(v)]
+        finite = [v for v in filtered if math.isfinite(v)]
         if finite:
             low, best = min(finite), finite[0]
             ax.set_ylim(low - 0.1 * abs(best - low) - 1e-3, max(best, low) * 1.5 + 1e-3)
@@ -130,13 +139,43 @@ def smooth(losses: list[float] | np.ndarray, beta: float = 0.98) -> np.ndarray:
     return np.asarray(out)
 
 
-def suggest_bounds(
-    learning_rates: list[float] | np.ndarray, smoothed_losses: list[float] | np.ndarray
-) -> dict[str, float | None]:
-    """Suggested rates from a range-test curve.
+def zero_lag(losses: list[float] | np.ndarray, *, cap: float | None = None) -> np.ndarray:
+    """The losses smoothed forward and backward (bias-corrected moving averages), so the
+    curve has no lag; time constant: 1/30 of the points, between 1 and 4 steps.
 
-    * ``steepest``: the rate where ``d smoothed_loss / d log(lr)`` is most negative, among
-      the points before the minimum (skipping the first tenth, where the average settles);
+    The running average of :func:`smooth`, right for the stop rule, trails the loss by about
+    ``1 / (1 - beta)`` = 50 steps, which on a 100-step sweep over six decades is three
+    decades of learning rate: its minimum sits far past the real one. The suggestion reads
+    this zero-lag curve instead. Losses above ``cap`` (the diverged tail) are clipped to it
+    first so they do not leak backwards.
+    """
+    x = np.asarray(losses, dtype=np.float64).copy()
+    x[~np.isfinite(x)] = np.inf
+    if cap is not None:
+        x = np.minimum(x, cap)
+    beta = 1.0 - 1.0 / min(4.0, max(1.0, len(x) / 30.0))
+    forward = smooth(x, beta)
+    return smooth(forward[::-1], beta)[::-1]
+
+
+def _divergence_cap(losses: list[float] | np.ndarray) -> float | None:
+    """Four times the median loss of the first tenth of the sweep (None without one)."""
+    raw = np.asarray(losses, dtype=np.float64)
+    head = raw[: max(1, len(raw) // 10)]
+    head = head[np.isfinite(head)]
+    return 4.0 * float(np.median(head)) if len(head) else None
+
+
+def suggest_bounds(
+    learning_rates: list[float] | np.ndarray, losses: list[float] | np.ndarray
+) -> dict[str, float | None]:
+    """Suggested rates from a range-test curve (raw per-step losses).
+
+    The losses are first smoothed without lag (:func:`zero_lag`, the diverged tail capped at
+    four times the starting loss). Then:
+
+    * ``steepest``: the rate where ``d loss / d log(lr)`` is most negative, among the points
+      before the minimum (skipping the first tenth);
     * ``minimum``: the rate at the lowest smoothed loss (``minimum / 10`` is the usual safe
       single rate);
     * bounds for a cyclical schedule: ``maximal = max(steepest, minimum / 10)`` and
@@ -144,11 +183,15 @@ def suggest_bounds(
       bound sit 3–4× below the upper one when the two marks nearly coincide.
     """
     lrs = np.asarray(learning_rates, dtype=np.float64)
-    loss = np.asarray(smoothed_losses, dtype=np.float64)
-    finite = np.isfinite(loss)
+    raw = np.asarray(losses, dtype=np.float64)
     out: dict[str, float | None] = {
         "steepest": None, "minimum": None, "initial": None, "maximal": None,
     }
+    cap = _divergence_cap(raw)
+    if len(raw) < 3 or cap is None:
+        return out
+    loss = zero_lag(raw, cap=cap)
+    finite = np.isfinite(loss)
     if finite.sum() < 3:
         return out
     lrs, loss = lrs[finite], loss[finite]
@@ -375,8 +418,7 @@ class LRFinder(keras.callbacks.Callback):
                 for v, value in zip(self._optimizer_variables(), saved["optimizer"]):
                     v.assign(value)
             self._saved = None
-        smoothed = [s if math.isfinite(s) else math.nan for s in self.smoothed_losses]
-        suggestion = suggest_bounds(self.learning_rates, smoothed)
+        suggestion = suggest_bounds(self.learning_rates, self.losses)
         self.result = LRFinderResult(
             learning_rates=list(self.learning_rates),
             losses=list(self.losses),
