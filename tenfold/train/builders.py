@@ -143,13 +143,33 @@ def build_optimizer(recipe: Recipe, learning_rate: Any) -> keras.optimizers.Opti
     try:
         if o.name.lower() in names:
             cls = registry.get("optimizers", names[o.name.lower()])
-            return cls(learning_rate=learning_rate, **kwargs)
-        config = {"class_name": o.name, "config": {"learning_rate": learning_rate, **kwargs}}
-        if not isinstance(learning_rate, (int, float)):
-            config["config"]["learning_rate"] = keras.optimizers.schedules.serialize(learning_rate)
-        return keras.optimizers.get(config)
+            optimizer = cls(learning_rate=learning_rate, **kwargs)
+        else:
+            config = {"class_name": o.name, "config": {"learning_rate": learning_rate, **kwargs}}
+            if not isinstance(learning_rate, (int, float)):
+                config["config"]["learning_rate"] = keras.optimizers.schedules.serialize(learning_rate)
+            optimizer = keras.optimizers.get(config)
     except (TypeError, ValueError) as err:
         raise RecipeError(f"optimizer: cannot build {o.name!r} with {kwargs}: {err}") from err
+    return wrap_agc(recipe, optimizer)
+
+
+# the models name their head "classifier"; NFNets leaves the final classifier unclipped
+CLASSIFIER_PATTERN = r"(^|/)classifier/"
+
+
+def wrap_agc(recipe: Recipe, optimizer: keras.optimizers.Optimizer) -> keras.optimizers.Optimizer:
+    """``agc.clipping`` set → the optimizer wrapped in ``tenfold.optimizers.AGC``."""
+    a = recipe.agc
+    if a.clipping is None:
+        return optimizer
+    from tenfold.optimizers import AGC
+
+    try:
+        return AGC(optimizer, clipping=a.clipping, epsilon=a.epsilon,
+                   exclude=[CLASSIFIER_PATTERN, *a.exclude])
+    except (TypeError, ValueError) as err:
+        raise RecipeError(f"agc: {err}") from err
 
 
 def build_loss(recipe: Recipe, run_data: RunData) -> keras.losses.Loss:

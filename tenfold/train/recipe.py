@@ -6,7 +6,7 @@ silently ignored setting. ``--set a.b=c`` overrides are applied to the raw mappi
 validation; their values are parsed as YAML (``--set train.epochs=5``,
 ``--set model.blocks=[1,1]``).
 
-Sections: ``data``, ``model``, ``optimizer``, ``schedule``, ``loss``, ``train``,
+Sections: ``data``, ``model``, ``optimizer``, ``agc``, ``schedule``, ``loss``, ``train``,
 ``evaluate``. Each technique adds its keys to its section.
 """
 
@@ -79,6 +79,18 @@ class OptimizerConfig(Section):
     options: dict[str, Any] = Field(default_factory=dict, description="extra optimizer kwargs")
 
 
+class AGCConfig(Section):
+    """Adaptive gradient clipping around the optimizer (docs/optimizers.md); off by default."""
+
+    clipping: float | None = Field(
+        None, gt=0.0, description="AGC threshold λ (NFNets: 0.01); null turns AGC off"
+    )
+    epsilon: float = Field(1e-3, ge=0.0, description="floor on the weight norm")
+    exclude: list[str] = Field(
+        default_factory=list, description="more variable-path regexes left unclipped (the classifier always is)"
+    )
+
+
 class ScheduleConfig(Section):
     name: Literal["constant", "cosine", "cyclical", "one_cycle"] = "cosine"
     warmup_epochs: float = Field(0.0, ge=0.0)
@@ -136,6 +148,7 @@ class Recipe(Section):
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     optimizer: OptimizerConfig = OptimizerConfig()
+    agc: AGCConfig = AGCConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     loss: LossConfig = LossConfig()
     train: TrainConfig = TrainConfig()
