@@ -88,7 +88,8 @@ class Recompute(keras.layers.Wrapper):
     draws the same mask in the recomputation) and BatchNormalization moving statistics are
     updated once per step. Works in eager mode, inside ``fit`` in graph mode and with
     ``jit_compile=True``; the wrapped layer keeps its own dtype policy. Needs the
-    TensorFlow backend (it is built on ``tf.custom_gradient``).
+    TensorFlow backend (built on ``tf.custom_gradient``) or the JAX backend (built on
+    ``jax.checkpoint`` around the layer's ``stateless_call``).
 
     Args:
         layer: keras.layers.Layer. The layer (or a Sequential segment of layers) to wrap.
@@ -136,13 +137,15 @@ class Recompute(keras.layers.Wrapper):
         return kwargs
 
     def call(self, inputs: Any, training: Any = None, mask: Any = None) -> Any:
+        kwargs = self._call_kwargs(training, mask)
+        if keras.backend.backend() == "jax":
+            return self._call_jax(inputs, kwargs)
         if keras.backend.backend() != "tensorflow":
             raise NotImplementedError(
-                "tenfold.remat.Recompute needs the TensorFlow backend (tf.custom_gradient); "
+                "tenfold.remat.Recompute supports the TensorFlow and JAX backends; "
                 f"the Keras backend is {keras.backend.backend()!r}."
             )
         tf = tensorflow("tenfold.remat.Recompute")
-        kwargs = self._call_kwargs(training, mask)
         layer = self.layer
         structure = inputs
         flat_inputs = [tf.convert_to_tensor(t) for t in tf.nest.flatten(inputs)]
@@ -191,3 +194,21 @@ class Recompute(keras.layers.Wrapper):
             return outputs, grad
 
         return forward(*flat_inputs)
+
+    def _call_jax(self, inputs: Any, kwargs: dict[str, Any]) -> Any:
+        # JAX: a pure function of (inputs, weights, state) under jax.checkpoint; the new
+        # state (seed generators, moving statistics) is assigned once, after the call
+        import importlib
+
+        jax = importlib.import_module("jax")
+        layer = self.layer
+        trainable = [v.value for v in layer.trainable_variables]
+        state = [v.value for v in layer.non_trainable_variables]
+
+        def pure(inputs: Any, trainable: Any, state: Any) -> Any:
+            return layer.stateless_call(trainable, state, inputs, **kwargs)
+
+        outputs, new_state = jax.checkpoint(pure)(inputs, trainable, state)
+        for variable, value in zip(layer.non_trainable_variables, new_state):
+            variable.assign(value)
+        return outputs
