@@ -229,3 +229,13 @@ def test_non_numbers_raise_type_error():
 def test_public_names():
     assert tenfold.schedules.CyclicalLearningRate is CyclicalLearningRate
     assert "CyclicalLearningRate" in tenfold.registry.list("schedules")
+
+
+def test_triangular2_by_iterations_logs_to_tensorboard(tmp_path):
+    # tensorflow/addons#2593: this schedule broke TensorBoard's learning-rate logging
+    x, y = _data()
+    model = _model(Triangular2CyclicalLearningRate(1e-3, 1e-2, 4, scale_mode="iterations"))
+    history = model.fit(x, y, batch_size=16, epochs=2, verbose=0,
+                        callbacks=[keras.callbacks.TensorBoard(str(tmp_path / "tb"))])
+    assert np.all(np.isfinite(history.history["loss"]))
+    assert any((tmp_path / "tb").rglob("events.out.tfevents*"))
