@@ -8,3 +8,7 @@ __all__ = ["Splits", "describe", "load", "long_tail_counts", "long_tailed", "spl
 from tenfold.data.resample import resample, target_distribution  # noqa: E402
 
 __all__ += ["resample", "target_distribution"]
+
+from tenfold.data.echo import Echo, FreshExampleCounter, echo  # noqa: E402
+
+__all__ += ["Echo", "FreshExampleCounter", "echo"]
