@@ -256,11 +256,12 @@ def expected_stds(blocks: Sequence[int], *, alpha: float = 0.2) -> list[float]:
 
     Starts at 1 after the stem; each block adds ``alpha^2`` to the variance; a block with a
     projection shortcut (stride 2 or a width change: the first block of every stage but
-    the first, whose stem has the same width) resets it to 1 first.
+    the first, whose stem has the same width) reads the normalized input, so its output
+    variance is ``1 + alpha^2`` whatever its input's.
 
     Example:
     >>> [round(b, 4) for b in expected_stds((2, 1))]
-    [1.0, 1.0198, 1.0]
+    [1.0, 1.0198, 1.0392]
     """
     var = 1.0
     betas = []
