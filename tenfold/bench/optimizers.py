@@ -1,0 +1,284 @@
+"""Benchmark: optimizer state, final loss and step time of the memory-light optimizers.
+
+For an MLP (1024→4096→4096→10), a CNN and a small Transformer encoder block, all on the
+bundled digits (upsampled to 32×32 for the MLP and CNN, 8 row tokens for the Transformer):
+
+* state bytes of Adam, Keras' Adafactor, tenfold's Adafactor, SM3 (with and without
+  momentum) and AGC-wrapped SGD, as ratios to Adam (exact, from ``state_bytes``);
+* training loss on the whole training set after a fixed number of steps, same initial
+  weights, same batches, as ratios to Adam's (median over seeds);
+* step time as a ratio to Keras' Adafactor (interleaved rounds, median).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any, Callable
+
+import keras
+import numpy as np
+
+from tenfold._tf import tensorflow
+from tenfold.bench.harness import BenchContext, BenchResult, benchmark, interleave, ratio_row
+from tenfold.optimizers import AGC, SM3, Adafactor, state_bytes
+
+OPTIMIZERS: dict[str, Callable[[], keras.optimizers.Optimizer]] = {
+    "Adam": lambda: keras.optimizers.Adam(1e-3),
+    "Keras Adafactor": lambda: keras.optimizers.Adafactor(),
+    "tenfold Adafactor": lambda: Adafactor(),
+    "SM3 (momentum 0)": lambda: SM3(0.02, momentum=0.0),
+    "SM3 (momentum 0.9)": lambda: SM3(0.02, momentum=0.9),
+    "AGC(SGD 0.9)": lambda: AGC(keras.optimizers.SGD(0.05, momentum=0.9), clipping=0.01,
+                                exclude=["classifier"]),
+}
+SUBLINEAR = ("tenfold Adafactor", "SM3 (momentum 0)")
+
+
+def _digits() -> tuple[np.ndarray, np.ndarray]:
+    from tenfold.data.loaders import load_digits_arrays
+
+    x, y, _ = load_digits_arrays()
+    return np.asarray(x, "float32").reshape(len(x), 8, 8), np.asarray(y, "int32")
+
+
+def _mlp(width: int) -> Callable[[], keras.Model]:
+    def build() -> keras.Model:
+        inputs = keras.Input((1024,))
+        x = keras.layers.Dense(width, activation="relu", name="hidden1")(inputs)
+        x = keras.layers.Dense(width, activation="relu", name="hidden2")(x)
+        return keras.Model(inputs, keras.layers.Dense(10, name="classifier")(x), name="mlp")
+
+    return build
+
+
+def _cnn() -> keras.Model:
+    inputs = keras.Input((32, 32, 1))
+    x = inputs
+    for i, filters in enumerate((32, 64, 128)):
+        x = keras.layers.Conv2D(filters, 3, padding="same", activation="relu", name=f"conv{i}")(x)
+        x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(10, name="classifier")(x), name="cnn")
+
+
+def _transformer(d_model: int = 256, heads: int = 2, ff: int = 1024) -> Callable[[], keras.Model]:
+    def build() -> keras.Model:
+        inputs = keras.Input((8, 8))
+        x = keras.layers.Dense(d_model, name="embed")(inputs)
+        attn = keras.layers.MultiHeadAttention(heads, d_model // heads, name="attention")(x, x)
+        x = keras.layers.LayerNormalization(name="norm1")(x + attn)
+        h = keras.layers.Dense(ff, activation="gelu", name="ff1")(x)
+        h = keras.layers.Dense(d_model, name="ff2")(h)
+        x = keras.layers.LayerNormalization(name="norm2")(x + h)
+        x = keras.layers.GlobalAveragePooling1D()(x)
+        return keras.Model(inputs, keras.layers.Dense(10, name="classifier")(x), name="transformer")
+
+    return build
+
+
+def _inputs(kind: str, x8: np.ndarray) -> np.ndarray:
+    if kind == "transformer":
+        return x8
+    big = np.kron(x8, np.ones((4, 4), "float32"))  # 32×32
+    return big.reshape(len(x8), 1024) if kind == "mlp" else big[..., None]
+
+
+class _Trainer:
+    """One model + optimizer with a compiled train step on fixed batches."""
+
+    def __init__(self, build: Callable[[], keras.Model], weights: list[np.ndarray],
+                 make_opt: Callable[[], keras.optimizers.Optimizer]) -> None:
+        tf = tensorflow("the optimizers benchmark")
+        self.model = build()
+        self.model.set_weights(weights)
+        self.opt = make_opt()
+        self.opt.build(self.model.trainable_variables)
+        loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        model, opt = self.model, self.opt
+
+        @tf.function
+        def step(x: Any, y: Any) -> Any:
+            with tf.GradientTape() as tape:
+                loss = loss_fn(y, model(x, training=True))
+            grads = tape.gradient(loss, model.trainable_variables)
+            opt.apply(grads, model.trainable_variables)
+            return loss
+
+        self.step = step
+        self.loss_fn = loss_fn
+
+    def loss(self, x: np.ndarray, y: np.ndarray) -> float:
+        logits = self.model.predict(x, batch_size=512, verbose=0)
+        return float(self.loss_fn(y, logits))
+
+
+def _batches(x: np.ndarray, y: np.ndarray, steps: int, batch: int, seed: int) -> list[tuple[Any, Any]]:
+    tf = tensorflow("the optimizers benchmark")
+    rng = np.random.default_rng(seed)
+    out = []
+    order = np.array([], int)
+    for _ in range(steps):
+        if len(order) < batch:
+            order = np.concatenate([order, rng.permutation(len(x))])
+        idx, order = order[:batch], order[batch:]
+        out.append((tf.constant(x[idx]), tf.constant(y[idx])))
+    return out
+
+
+def _plot_state(table: dict[str, dict[str, float]], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    models = list(table)
+    names = [n for n in OPTIMIZERS if n != "Adam"]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    width = 0.8 / len(names)
+    for i, name in enumerate(names):
+        ax.bar(np.arange(len(models)) + i * width, [table[m][name] for m in models], width, label=name)
+    ax.axhline(0.01, color="k", ls="--", lw=1, label="goal 0.01× (sub-linear)")
+    ax.set_yscale("log")
+    ax.set_xticks(np.arange(len(models)) + 0.4 - width / 2, models)
+    ax.set_ylabel("optimizer state / Adam's")
+    ax.set_title("Optimizer state relative to Adam")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def _plot_curves(curves: dict[str, dict[str, list[float]]], path: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(curves), figsize=(4 * len(curves), 3.4))
+    for ax, (model, by_opt) in zip(np.atleast_1d(axes), curves.items()):
+        for name, values in by_opt.items():
+            smooth = np.convolve(values, np.ones(10) / 10, mode="valid") if len(values) > 20 else values
+            ax.plot(smooth, label=name, lw=1.2)
+        ax.set_title(model)
+        ax.set_xlabel("step")
+        ax.set_yscale("log")
+    np.atleast_1d(axes)[0].set_ylabel("training loss (batch, smoothed)")
+    np.atleast_1d(axes)[-1].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+@benchmark(
+    "optimizers",
+    "optimizer state / Adam (goal ≤ 0.01 for Adafactor and SM3 on MLP and Transformer), "
+    "final loss / Adam (goal ≤ 1.05), step time / Keras Adafactor (goal ≤ 1.1)",
+)
+def optimizers_benchmark(ctx: BenchContext) -> BenchResult:
+    start = time.perf_counter()
+    keras.utils.set_random_seed(ctx.seed)
+    x8, y = _digits()
+    width = 512 if ctx.quick else 4096
+    steps = 30 if ctx.quick else 80
+    seeds = [ctx.seed]
+    time_steps, repeats = (2, 3) if ctx.quick else (3, 5)
+    models = {
+        f"MLP 1024→{width}→{width}→10": ("mlp", _mlp(width)),
+        "CNN 32-64-128": ("cnn", _cnn),
+        "Transformer block d=256": ("transformer", _transformer()),
+    }
+    result = BenchResult("optimizers", optimizers_benchmark.description, quick=ctx.quick)
+    state_table: dict[str, dict[str, float]] = {}
+    loss_table: dict[str, dict[str, float]] = {}
+    time_table: dict[str, dict[str, float]] = {}
+    curves: dict[str, dict[str, list[float]]] = {}
+    for label, (kind, build) in models.items():
+        ctx.log(f"  {label}")
+        x = _inputs(kind, x8)
+        keras.utils.set_random_seed(ctx.seed)
+        weights = build().get_weights()
+        # state: exact bytes after build
+        state = {}
+        for name, make in OPTIMIZERS.items():
+            model = build()
+            opt = make()
+            opt.build(model.trainable_variables)
+            state[name] = state_bytes(opt)
+        state_table[label] = {n: state[n] / state["Adam"] for n in OPTIMIZERS}
+        for name in SUBLINEAR:
+            goal = "≤ 0.01" if kind in ("mlp", "transformer") else None
+            result.rows.append(ratio_row(
+                f"state bytes, {label}", {"Adam": [state["Adam"]], name: [state[name]]}, "Adam", name,
+                unit="B", goal=goal, goal_met=(lambda r: r <= 0.01) if goal else None,
+            ))
+        # loss after a fixed number of steps, same init and batches
+        finals: dict[str, list[float]] = {n: [] for n in OPTIMIZERS}
+        curves[label] = {}
+        trainers: dict[str, _Trainer] = {}
+        for seed in seeds:
+            batches = _batches(x, y, steps, 64, seed)
+            for name, make in OPTIMIZERS.items():
+                trainer = trainers[name] = _Trainer(build, weights, make)
+                history = [float(trainer.step(bx, by)) for bx, by in batches]
+                finals[name].append(trainer.loss(x, y))
+                if seed == seeds[0]:
+                    curves[label][name] = history
+        loss_table[label] = {n: float(np.median(finals[n])) for n in OPTIMIZERS}
+        for name in SUBLINEAR:
+            result.rows.append(ratio_row(
+                f"final loss after {steps} steps, {label}", finals, "Adam", name, unit="",
+                goal="≤ 1.05", goal_met=lambda r: r <= 1.05,
+            ))
+        # step time, interleaved, every optimizer against Keras' Adafactor (the trained
+        # trainers are reused: their step functions are already traced)
+        batches = _batches(x, y, time_steps, 64, 99)
+
+        def runner(trainer: _Trainer) -> Callable[[], None]:
+            def go() -> None:
+                for bx, by in batches:
+                    trainer.step(bx, by)
+                float(trainer.step(*batches[0]))  # block until done
+
+            return go
+
+        samples = interleave({n: runner(t) for n, t in trainers.items()}, repeats=repeats, warmup=1)
+        base = np.asarray(samples["Keras Adafactor"])
+        time_table[label] = {n: float(np.median(np.asarray(s) / base)) for n, s in samples.items()}
+        result.rows.append(ratio_row(
+            f"step time, {label}", samples, "Keras Adafactor", "tenfold Adafactor", unit="s",
+            goal="≤ 1.1", goal_met=lambda r: r <= 1.1,
+        ))
+
+    names = list(OPTIMIZERS)
+    head = "| model | " + " | ".join(names) + " |\n|---|" + "---|" * len(names)
+
+    def table(title: str, data: dict[str, dict[str, float]], fmt: str) -> str:
+        lines = [f"**{title}**", "", head]
+        for label, row in data.items():
+            lines.append(f"| {label} | " + " | ".join(format(row[n], fmt) for n in names) + " |")
+        return "\n".join(lines)
+
+    result.tables.append(table("Optimizer state / Adam's (bytes from `state_bytes`, exact)", state_table, ".4f"))
+    result.tables.append(table(
+        f"Training-set loss after {steps} steps (batch 64, same initial weights and batches; "
+        f"median of {len(seeds)} seed(s))", loss_table, ".4f"))
+    result.tables.append(table("Step time / Keras Adafactor's (interleaved, median)", time_table, ".3f"))
+    ctx.out_dir.mkdir(parents=True, exist_ok=True)
+    state_png = str(ctx.out_dir / "optimizers_state.png")
+    loss_png = str(ctx.out_dir / "optimizers_loss.png")
+    _plot_state(state_table, state_png)
+    _plot_curves(curves, loss_png)
+    # relative to RESULTS.md (beside out_dir), so the images render there
+    result.plots = [os.path.relpath(p, ctx.out_dir.parent) for p in (state_png, loss_png)]
+    result.notes += [
+        "Learning rates: Adam 1e-3; both Adafactors their defaults (Keras: lr 1e-3 relative; "
+        "tenfold: the paper's relative step min(1e-2, 1/√t) with parameter scaling); SM3 0.02; "
+        "SGD 0.05 with momentum 0.9 under AGC (λ = 0.01, classifier excluded). Not tuned per model.",
+        "The CNN's conv kernels (3×3×64×128 at most) have no two axes ≥ 128, so Adafactor keeps "
+        "their full second moment there (the paper's rule, min_dim_size_to_factor=128).",
+        "SM3 with momentum 0.9 keeps a full-size momentum slot (0.5× Adam); only momentum 0 is "
+        "sub-linear. AGC(SGD) state is SGD's momentum slot.",
+    ]
+    result.seconds = time.perf_counter() - start
+    return result
