@@ -39,7 +39,7 @@ def retrain_classifier(
     """cRT: freeze the backbone, re-initialize and retrain only the classifier, re-sampled.
 
     Every layer but the classifier (``layer_name``, ``"classifier"`` or the last Dense
-    layer) is frozen — batch normalization then runs in inference mode, so its statistics
+    layer; a ``Dense`` or a ``NormedDense``) is frozen — batch normalization then runs in inference mode, so its statistics
     stay — the classifier's kernel and bias are re-drawn from their initializers, and the
     model is fitted for ``epochs`` epochs on ``resample(dataset, class_counts,
     strategy=sampler)`` with softmax cross-entropy. Afterwards the layers' ``trainable``
@@ -94,7 +94,7 @@ def retrain_classifier(
         head.trainable = True
         if reinitialize:
             head.kernel.assign(head.kernel_initializer(head.kernel.shape, head.kernel.dtype))
-            if head.use_bias:
+            if getattr(head, "use_bias", False):
                 head.bias.assign(head.bias_initializer(head.bias.shape, head.bias.dtype))
         if optimizer is None:
             schedule = keras.optimizers.schedules.CosineDecay(learning_rate, epochs * steps)

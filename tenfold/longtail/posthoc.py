@@ -67,10 +67,17 @@ def adjust_logits(logits: Any, class_counts: Sequence[int], *, tau: float = 1.0)
     return logit_adjust(logits, log_prior(counts), -tau)
 
 
-def classifier_layer(model_or_dense: Any, *, layer_name: str | None = None) -> keras.layers.Dense:
-    """The Dense classifier of a model: ``layer_name``, else the layer named
-    ``"classifier"``, else the model's last Dense layer."""
-    if isinstance(model_or_dense, keras.layers.Dense):
+def _is_head(layer: Any) -> bool:
+    from tenfold.layers import NormedDense
+
+    return isinstance(layer, (keras.layers.Dense, NormedDense))
+
+
+def classifier_layer(model_or_dense: Any, *, layer_name: str | None = None) -> keras.layers.Layer:
+    """The classifier of a model: ``layer_name``, else the layer named ``"classifier"``,
+    else the model's last Dense layer. A ``keras.layers.Dense`` or a
+    :class:`tenfold.layers.NormedDense`."""
+    if _is_head(model_or_dense):
         return model_or_dense
     if not isinstance(model_or_dense, keras.Model):
         raise TypeError(
@@ -87,8 +94,20 @@ def classifier_layer(model_or_dense: Any, *, layer_name: str | None = None) -> k
         if not dense:
             raise ValueError("the model has no Dense layer to use as the classifier; pass layer_name.")
         layer = dense[-1]
+    if not _is_head(layer):
+        raise TypeError(
+            f"the classifier layer {layer.name!r} is a {type(layer).__name__}, not a Dense or "
+            "NormedDense layer."
+        )
+    return layer
+
+
+def _dense_head(layer: Any) -> keras.layers.Dense:
     if not isinstance(layer, keras.layers.Dense):
-        raise TypeError(f"the classifier layer {layer.name!r} is a {type(layer).__name__}, not a Dense layer.")
+        raise ValueError(
+            f"τ-normalization needs a Dense classifier; {layer.name!r} is a "
+            f"{type(layer).__name__}, whose class vectors are normalized already."
+        )
     return layer
 
 
@@ -117,7 +136,7 @@ def tau_normalize(model_or_dense: Any, *, tau: float = 1.0, layer_name: str | No
     [1.0, 1.0]
     """
     tau = _check_tau(tau)
-    layer = classifier_layer(model_or_dense, layer_name=layer_name)
+    layer = _dense_head(classifier_layer(model_or_dense, layer_name=layer_name))
     if not layer.built:
         raise ValueError(f"the classifier layer {layer.name!r} is not built yet; call the model first.")
     if tau != 0.0:
@@ -143,7 +162,7 @@ def balanced_accuracy_score(y_true: np.ndarray, y_pred: np.ndarray, num_classes:
 
 
 def _features_and_head(model: keras.Model, x: Any, layer_name: str | None, batch_size: int) -> tuple[np.ndarray, keras.layers.Dense]:
-    layer = classifier_layer(model, layer_name=layer_name)
+    layer = _dense_head(classifier_layer(model, layer_name=layer_name))
     try:
         features_model = keras.Model(model.inputs, layer.input)
     except Exception as err:  # noqa: BLE001 - subclassed models have no graph to cut

@@ -17,6 +17,7 @@ import numpy as np
 from tenfold import data as tf_data
 from tenfold import models, registry
 from tenfold._tf import tensorflow
+from tenfold.train import longtail
 from tenfold.train.recipe import Recipe, RecipeError
 
 
@@ -74,8 +75,7 @@ def train_dataset(recipe: Recipe, run_data: RunData) -> Any:
     tf = tensorflow("the trainer's input pipeline")
     x, y = run_data.splits.x_train, run_data.splits.y_train
     ds = tf.data.Dataset.from_tensor_slices((x, y.astype("int32")))
-    ds = ds.shuffle(len(x), seed=recipe.seed, reshuffle_each_iteration=True)
-    # re-sampling (data.sampler) goes here
+    ds = longtail.sample(ds, recipe, run_data)  # data.sampler: re-sampling, else a shuffle
     ds = _augment(ds, recipe)
     # echoing (data.echo) goes here: before or after augmentation, or of batches
     ds = ds.batch(recipe.data.batch_size)
@@ -92,16 +92,18 @@ def build_model(recipe: Recipe, run_data: RunData) -> keras.Model:
     m = recipe.model
     shape, classes = run_data.splits.input_shape, run_data.num_classes
     if m.name == "mlp":
-        return models.mlp(shape, classes, hidden=m.hidden, activation=m.activation, dropout=m.dropout)
+        model = models.mlp(shape, classes, hidden=m.hidden, activation=m.activation, dropout=m.dropout)
+        return longtail.normed_head(model) if m.head == "normed" else model
     if len(shape) != 3:
         raise RecipeError(
             f"model.name: 'small_resnet' needs image inputs (H, W, C), the data has shape "
             f"{shape}; use model.name=mlp."
         )
-    return models.small_resnet(
+    model = models.small_resnet(
         shape, classes, width=m.width, blocks=m.blocks, conv=m.conv, norm=m.norm,
         activation=m.activation,
     )
+    return longtail.normed_head(model) if m.head == "normed" else model
 
 
 def build_schedule(
@@ -173,20 +175,4 @@ def wrap_agc(recipe: Recipe, optimizer: keras.optimizers.Optimizer) -> keras.opt
 
 
 def build_loss(recipe: Recipe, run_data: RunData) -> keras.losses.Loss:
-    loss = recipe.loss
-    if loss.name == "cross_entropy":
-        if loss.options:
-            raise RecipeError(f"loss.options: cross_entropy takes none, received {loss.options}.")
-        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    names = {n.lower(): n for n in registry.list("losses")}
-    if loss.name.lower() not in names:
-        choices = ["cross_entropy", *registry.list("losses")]
-        raise RecipeError(
-            f"loss.name: unknown loss {loss.name!r}.{registry.suggest(loss.name, choices)} "
-            f"Accepted: {', '.join(choices)}."
-        )
-    cls = registry.get("losses", names[loss.name.lower()])
-    try:
-        return cls(run_data.class_counts, **loss.options)
-    except (TypeError, ValueError) as err:
-        raise RecipeError(f"loss: cannot build {loss.name!r} with {loss.options}: {err}") from err
+    return longtail.build_loss(recipe, run_data)  # loss.name aliases, callbacks.drw

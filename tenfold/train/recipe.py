@@ -49,6 +49,9 @@ class DataConfig(Section):
     )
     batch_size: int = Field(32, gt=0)
     augment: AugmentConfig = AugmentConfig()
+    sampler: Literal["class_balanced", "square_root", "progressive", "instance"] | None = Field(
+        None, description="re-sample the training split by class (docs/long-tail.md); null shuffles"
+    )
 
 
 class ModelConfig(Section):
@@ -60,6 +63,9 @@ class ModelConfig(Section):
     activation: str = "relu"
     hidden: list[int] = Field(default_factory=lambda: [128, 128], description="MLP widths")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="MLP dropout")
+    head: Literal["dense", "normed"] = Field(
+        "dense", description="classifier: Dense, or NormedDense (cosine logits, for loss ldam)"
+    )
 
     @field_validator("conv")
     @classmethod
@@ -127,8 +133,32 @@ class ScheduleConfig(Section):
 
 
 class LossConfig(Section):
-    name: str = Field("cross_entropy", description="cross_entropy or a registered tenfold loss")
+    name: str = Field(
+        "cross_entropy",
+        description="cross_entropy, balanced_softmax, logit_adjusted, ldam, class_balanced "
+        "or a registered tenfold loss",
+    )
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _known_loss(cls, value: str) -> str:
+        from tenfold.train.longtail import resolve_loss_name
+
+        resolve_loss_name(value)
+        return value
+
+
+class DRWConfig(Section):
+    """Deferred re-weighting (LDAM-DRW): class-balanced weights from the switch epoch on."""
+
+    start_epoch: int | None = Field(None, ge=0, description="first re-weighted epoch (0-based)")
+    start_fraction: float = Field(0.8, ge=0.0, le=1.0, description="else the switch at this share")
+    beta: float = Field(0.9999, ge=0.0, lt=1.0, description="class-balanced weights' beta")
+
+
+class CallbacksConfig(Section):
+    drw: DRWConfig | None = Field(None, description="deferred re-weighting; null: off")
 
 
 class TrainConfig(Section):
@@ -136,9 +166,23 @@ class TrainConfig(Section):
     verbose: Literal["auto", 0, 1, 2] = "auto"
 
 
+class PosthocConfig(Section):
+    """Post-hoc long-tail corrections, reported beside the trained model (docs/long-tail.md)."""
+
+    adjust_logits: bool = Field(False, description="logits − tau·log prior")
+    tau: float | Literal["search"] = Field(
+        1.0, description="of adjust_logits; search: chosen on the validation split"
+    )
+    tau_norm: bool = Field(False, description="classifier columns / ‖w‖^τ, τ searched on validation")
+    crt: bool = Field(False, description="classifier re-training with class-balanced sampling")
+    crt_epochs: int = Field(10, gt=0)
+    crt_sampler: Literal["class_balanced", "square_root", "instance"] = "class_balanced"
+
+
 class EvaluateConfig(Section):
     many: int = Field(40, ge=0, description="many-shot: more than this many training examples")
     few: int = Field(10, ge=0, description="few-shot: fewer than this many training examples")
+    posthoc: PosthocConfig = PosthocConfig()
 
 
 class Recipe(Section):
@@ -151,6 +195,7 @@ class Recipe(Section):
     agc: AGCConfig = AGCConfig()
     schedule: ScheduleConfig = ScheduleConfig()
     loss: LossConfig = LossConfig()
+    callbacks: CallbacksConfig = CallbacksConfig()
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
 

@@ -25,7 +25,7 @@ import keras
 import numpy as np
 
 from tenfold.env import environment
-from tenfold.train import builders, cyclical, report
+from tenfold.train import builders, cyclical, longtail, report
 from tenfold.train.evaluate import classification_metrics, shot_groups
 from tenfold.train.logging import (
     EpochBackupAndRestore,
@@ -119,6 +119,7 @@ def build_context(recipe: Recipe, out: Path, log: Callable[[str], None] = print)
     }
     ctx.model.compile(**ctx.compile_kwargs)
     cyclical.add_callbacks(ctx)  # schedule.cycle_momentum
+    longtail.add_callbacks(ctx)  # callbacks.drw
     return ctx
 
 
@@ -142,6 +143,7 @@ def fit(ctx: RunContext, *, resume_epoch: int | None) -> dict[str, Any]:
         callbacks=callbacks,
         verbose=verbosity(recipe),
         shuffle=False,  # the dataset is shuffled with the recipe seed
+        **longtail.fit_kwargs(recipe, ctx.steps_per_epoch),  # data.sampler: progressive
     )
     seconds = time.perf_counter() - start
     epochs_run = recipe.train.epochs - (resume_epoch or 0)
@@ -161,9 +163,15 @@ def evaluate(ctx: RunContext) -> dict[str, dict[str, Any]]:
     s, e = ctx.data.splits, ctx.recipe.evaluate
     counts = ctx.data.class_counts
     results: dict[str, dict[str, Any]] = {"validation": {}, "test": {}}
+    plain = {}
     for split, x, y in (("validation", s.x_val, s.y_val), ("test", s.x_test, s.y_test)):
-        logits = predict_logits(ctx, x)
+        plain[split] = logits = predict_logits(ctx, x)
         results[split]["plain"] = classification_metrics(logits, y, counts, many=e.many, few=e.few)
+    # evaluate.posthoc: logit adjustment, tau-norm, cRT on copies of the model
+    for variant, logits_of in longtail.posthoc_logits(ctx, plain).items():
+        for split, y in (("validation", s.y_val), ("test", s.y_test)):
+            results[split][variant] = classification_metrics(
+                logits_of[split], y, counts, many=e.many, few=e.few)
     return results
 
 

@@ -92,7 +92,7 @@ def test_tau_normalize_bad_input():
         tau_normalize("model")
     with pytest.raises(ValueError, match=r"layer_name 'nope' is not a layer"):
         tau_normalize(_model(), layer_name="nope")
-    with pytest.raises(TypeError, match=r"'bn' is a BatchNormalization, not a Dense"):
+    with pytest.raises(TypeError, match=r"'bn' is a BatchNormalization, not a Dense or NormedDense"):
         tau_normalize(_model(), layer_name="bn")
     with pytest.raises(ValueError, match=r"not built yet"):
         tau_normalize(keras.layers.Dense(3))
