@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import keras
 import numpy as np
@@ -234,7 +235,7 @@ def optimizers_benchmark(ctx: BenchContext) -> BenchResult:
         # trainers are reused: their step functions are already traced)
         batches = _batches(x, y, time_steps, 64, 99)
 
-        def runner(trainer: _Trainer) -> Callable[[], None]:
+        def runner(trainer: _Trainer, batches: list[tuple[Any, Any]] = batches) -> Callable[[], None]:
             def go() -> None:
                 for bx, by in batches:
                     trainer.step(bx, by)
@@ -272,13 +273,20 @@ def optimizers_benchmark(ctx: BenchContext) -> BenchResult:
     # relative to RESULTS.md (beside out_dir), so the images render there
     result.plots = [os.path.relpath(p, ctx.out_dir.parent) for p in (state_png, loss_png)]
     result.notes += [
-        "Learning rates: Adam 1e-3; both Adafactors their defaults (Keras: lr 1e-3 relative; "
-        "tenfold: the paper's relative step min(1e-2, 1/√t) with parameter scaling); SM3 0.02; "
-        "SGD 0.05 with momentum 0.9 under AGC (λ = 0.01, classifier excluded). Not tuned per model.",
-        "The CNN's conv kernels (3×3×64×128 at most) have no two axes ≥ 128, so Adafactor keeps "
-        "their full second moment there (the paper's rule, min_dim_size_to_factor=128).",
-        "SM3 with momentum 0.9 keeps a full-size momentum slot (0.5× Adam); only momentum 0 is "
-        "sub-linear. AGC(SGD) state is SGD's momentum slot.",
+        (
+            "Learning rates: Adam 1e-3; both Adafactors their defaults (Keras: lr 1e-3 relative; "
+            "tenfold: the paper's relative step min(1e-2, 1/√t) with parameter scaling); SM3 "
+            "0.02; SGD 0.05 with momentum 0.9 under AGC (λ = 0.01, classifier excluded). Not "
+            "tuned per model."
+        ),
+        (
+            "The CNN's conv kernels (3×3×64×128 at most) have no two axes ≥ 128, so Adafactor "
+            "keeps their full second moment there (the paper's rule, min_dim_size_to_factor=128)."
+        ),
+        (
+            "SM3 with momentum 0.9 keeps a full-size momentum slot (0.5× Adam); only momentum 0 "
+            "is sub-linear. AGC(SGD) state is SGD's momentum slot."
+        ),
     ]
     result.seconds = time.perf_counter() - start
     return result

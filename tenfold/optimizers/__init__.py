@@ -5,4 +5,4 @@ from tenfold.optimizers.agc import AGC
 from tenfold.optimizers.sm3 import SM3
 from tenfold.optimizers.state import state_bytes
 
-__all__ = ["AGC", "Adafactor", "SM3", "state_bytes"]
+__all__ = ["AGC", "SM3", "Adafactor", "state_bytes"]

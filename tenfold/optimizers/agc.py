@@ -253,7 +253,7 @@ class AGC(keras.optimizers.Optimizer):
         }
 
     @classmethod
-    def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> "AGC":
+    def from_config(cls, config: dict[str, Any], custom_objects: Any = None) -> AGC:
         config = dict(config)
         inner = keras.saving.deserialize_keras_object(
             config.pop("inner_optimizer"), custom_objects=custom_objects
