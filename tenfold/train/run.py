@@ -25,7 +25,7 @@ import keras
 import numpy as np
 
 from tenfold.env import environment
-from tenfold.train import builders, cyclical, longtail, report
+from tenfold.train import builders, cyclical, deploy_step, longtail, report
 from tenfold.train.evaluate import classification_metrics, shot_groups
 from tenfold.train.logging import (
     EpochBackupAndRestore,
@@ -175,15 +175,18 @@ def evaluate(ctx: RunContext) -> dict[str, dict[str, Any]]:
     return results
 
 
-def export(ctx: RunContext) -> None:
-    """``model.keras`` and ``deploy/saved_model`` (TensorFlow SavedModel for serving)."""
+def export(ctx: RunContext) -> dict[str, Any]:
+    """``model.keras``, and in ``deploy/`` the fused model (``tenfold.reparam.deploy``):
+    ``model.keras`` and ``saved_model`` (TensorFlow SavedModel for serving)."""
     ctx.model.save(ctx.out / "model.keras")
     deploy = ctx.out / "deploy"
     deploy.mkdir(exist_ok=True)
+    fused, deploy_facts = deploy_step.fuse(ctx.model, ctx.data.splits.x_test, deploy)
     if keras.backend.backend() == "tensorflow":
-        ctx.model.export(str(deploy / "saved_model"), format="tf_saved_model", verbose=False)
+        fused.export(str(deploy / "saved_model"), format="tf_saved_model", verbose=False)
     else:
         ctx.notes.append("SavedModel export skipped: it needs the TensorFlow backend.")
+    return {"deploy": deploy_facts}
 
 
 def write_outputs(ctx: RunContext, facts: dict[str, Any], results: dict[str, Any]) -> dict[str, Any]:
@@ -267,7 +270,7 @@ def run(
         f"examples, {ctx.model.count_params():,} parameters, {recipe.train.epochs} epochs)")
     facts = fit(ctx, resume_epoch=resume_epoch)
     results = evaluate(ctx)
-    export(ctx)
+    facts.update(export(ctx))  # deploy/: fused model + its check
     metrics = write_outputs(ctx, facts, results)
     log("\n" + summary_table(metrics))
     log(f"\nreport: {out / 'report.md'}")
