@@ -15,7 +15,7 @@ import keras
 import numpy as np
 
 from tenfold import data as tf_data
-from tenfold import models, registry
+from tenfold import models, registry, remat
 from tenfold._tf import tensorflow
 from tenfold.train import longtail
 from tenfold.train.recipe import Recipe, RecipeError
@@ -27,6 +27,7 @@ class RunData:
 
     splits: tf_data.Splits
     class_counts: list[int]
+    echo: Any = None  # the tenfold.data.Echo of the training pipeline (data.echo), if any
 
     @property
     def num_classes(self) -> int:
@@ -52,8 +53,14 @@ def build_data(recipe: Recipe) -> RunData:
 
 
 def steps_per_epoch(recipe: Recipe, run_data: RunData) -> int:
-    """Optimizer steps in one epoch of the training dataset."""
-    return max(1, math.ceil(len(run_data.splits.y_train) / recipe.data.batch_size))
+    """Optimizer steps in one epoch of the training dataset (with data.echo: of the echoed
+    dataset; the mean for a fractional factor)."""
+    n, batch, e = len(run_data.splits.y_train), recipe.data.batch_size, recipe.data.echo
+    if e is not None and e.level == "batch":
+        return max(1, round(math.ceil(n / batch) * e.factor))
+    if e is not None:
+        return max(1, math.ceil(round(n * e.factor) / batch))
+    return max(1, math.ceil(n / batch))
 
 
 def _augment(ds: Any, recipe: Recipe) -> Any:
@@ -76,9 +83,18 @@ def train_dataset(recipe: Recipe, run_data: RunData) -> Any:
     x, y = run_data.splits.x_train, run_data.splits.y_train
     ds = tf.data.Dataset.from_tensor_slices((x, y.astype("int32")))
     ds = longtail.sample(ds, recipe, run_data)  # data.sampler: re-sampling, else a shuffle
+    e = recipe.data.echo
+    if e is not None:  # data.echo: before or after augmentation, or of batches
+        buffer = e.shuffle_buffer or (4 * recipe.data.batch_size if e.level == "example" else None)
+        run_data.echo = tf_data.echo(e.factor, level=e.level, shuffle_buffer=buffer, seed=recipe.seed)
+    if e is not None and e.level == "example" and e.placement == "before_augmentation":
+        ds = ds.apply(run_data.echo)
     ds = _augment(ds, recipe)
-    # echoing (data.echo) goes here: before or after augmentation, or of batches
+    if e is not None and e.level == "example" and e.placement == "after_augmentation":
+        ds = ds.apply(run_data.echo)
     ds = ds.batch(recipe.data.batch_size)
+    if e is not None and e.level == "batch":
+        ds = ds.apply(run_data.echo)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -89,6 +105,16 @@ def eval_dataset(recipe: Recipe, x: np.ndarray, y: np.ndarray) -> Any:
 
 
 def build_model(recipe: Recipe, run_data: RunData) -> keras.Model:
+    model = _build_model(recipe, run_data)
+    if recipe.model.remat is not None:  # model.remat: recomputed segments (docs/recompute.md)
+        try:
+            model = remat.apply(model, recipe.model.remat)
+        except (TypeError, ValueError) as err:
+            raise RecipeError(f"model.remat: {err}") from err
+    return model
+
+
+def _build_model(recipe: Recipe, run_data: RunData) -> keras.Model:
     m = recipe.model
     shape, classes = run_data.splits.input_shape, run_data.num_classes
     if m.name == "mlp":

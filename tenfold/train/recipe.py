@@ -39,6 +39,19 @@ class AugmentConfig(Section):
     random_translation: float = Field(0.0, ge=0.0, lt=1.0, description="max shift, fraction of size")
 
 
+class EchoConfig(Section):
+    """Data echoing (docs/data-echoing.md): reuse each example or batch ``factor`` times."""
+
+    factor: float = Field(2.0, ge=1.0, description="echo factor e >= 1 (fractional: mean e)")
+    level: Literal["example", "batch"] = Field("example", description="echo examples or whole batches")
+    placement: Literal["before_augmentation", "after_augmentation"] = Field(
+        "after_augmentation", description="example level: echo before or after augmentation"
+    )
+    shuffle_buffer: int | None = Field(
+        None, gt=0, description="shuffle after the echo; null: 4 batches for example level"
+    )
+
+
 class DataConfig(Section):
     name: str = Field("digits", description="'digits', a .npz file, an image folder or a TFDS name")
     image_size: int | None = Field(None, gt=0)
@@ -52,6 +65,7 @@ class DataConfig(Section):
     sampler: Literal["class_balanced", "square_root", "progressive", "instance"] | None = Field(
         None, description="re-sample the training split by class (docs/long-tail.md); null shuffles"
     )
+    echo: EchoConfig | None = Field(None, description="data echoing (docs/data-echoing.md); null: off")
 
 
 class ModelConfig(Section):
@@ -66,6 +80,17 @@ class ModelConfig(Section):
     head: Literal["dense", "normed"] = Field(
         "dense", description="classifier: Dense, or NormedDense (cosine logits, for loss ldam)"
     )
+    remat: Literal["sqrt"] | int | list[str] | None = Field(
+        None, description="gradient recomputation (docs/recompute.md): 'sqrt', a segment count "
+        "or layer names; null: off"
+    )
+
+    @field_validator("remat")
+    @classmethod
+    def _remat_count(cls, value: Any) -> Any:
+        if isinstance(value, int) and value < 1:
+            raise ValueError(f"a remat segment count must be >= 1, received {value}")
+        return value
 
     @field_validator("conv")
     @classmethod
@@ -161,6 +186,15 @@ class CallbacksConfig(Section):
     drw: DRWConfig | None = Field(None, description="deferred re-weighting; null: off")
 
 
+class PrecisionConfig(Section):
+    """Mixed precision and XLA (docs/mixed-precision.md), set by tenfold.precision.configure."""
+
+    policy: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16", "grappler"] = Field(
+        "float32", description="auto: bf16 on CPUs with avx512_bf16/AMX and GPUs cc>=8, fp16 on older GPUs"
+    )
+    jit_compile: bool | Literal["auto"] = Field("auto", description="XLA; auto: as Keras decides")
+
+
 class TrainConfig(Section):
     epochs: int = Field(30, gt=0)
     verbose: Literal["auto", 0, 1, 2] = "auto"
@@ -198,6 +232,7 @@ class Recipe(Section):
     callbacks: CallbacksConfig = CallbacksConfig()
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
+    precision: PrecisionConfig = PrecisionConfig()
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
@@ -228,6 +263,10 @@ def _fields_at(path: list[str]) -> list[str]:
     for key in path:
         field = model.model_fields.get(key)
         annotation = getattr(field, "annotation", None)
+        # an optional section (``EchoConfig | None``): look into its section type
+        options = [a for a in getattr(annotation, "__args__", ()) if isinstance(a, type)
+                   and issubclass(a, BaseModel)]
+        annotation = options[0] if len(options) == 1 else annotation
         if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
             return []
         model = annotation

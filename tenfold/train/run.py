@@ -24,6 +24,7 @@ from typing import Any, Callable
 import keras
 import numpy as np
 
+from tenfold import precision
 from tenfold.env import environment
 from tenfold.train import builders, cyclical, deploy_step, longtail, report
 from tenfold.train.evaluate import classification_metrics, shot_groups
@@ -55,6 +56,7 @@ class RunContext:
     notes: list[str] = field(default_factory=list)
     compile_kwargs: dict[str, Any] = field(default_factory=dict)
     callbacks: list[keras.callbacks.Callback] = field(default_factory=list)
+    precision: Any = None  # the tenfold.precision.PrecisionReport of the run
 
 
 def _checkpoint_epoch(checkpoints: Path) -> int | None:
@@ -108,14 +110,23 @@ def build_context(recipe: Recipe, out: Path, log: Callable[[str], None] = print)
     """Data, model, optimizer, loss and callbacks of a run, compiled and ready to fit."""
     keras.utils.set_random_seed(recipe.seed)
     run_data = builders.build_data(recipe)
+    # precision: the dtype policy must be in force before the model is built
+    chosen = precision.configure(recipe.precision.policy, jit_compile=recipe.precision.jit_compile)
     model = builders.build_model(recipe, run_data)
     steps = builders.steps_per_epoch(recipe, run_data)
     ctx = RunContext(recipe, out, run_data, model, steps, log)
+    ctx.precision = chosen.inspect(model)
+    ctx.notes.append(
+        f"precision: {chosen.policy} (requested {chosen.requested}; {chosen.reason}); XLA "
+        f"{'on' if chosen.xla else 'off'} ({chosen.xla_reason})"
+        + (f"; float32 layers: {', '.join(chosen.float32_layers)}" if chosen.float32_layers else "")
+    )
     found = cyclical.find_bounds(ctx)  # schedule.bounds: from_lr_find runs the range test
     ctx.compile_kwargs = {
         "optimizer": builders.build_optimizer(recipe, builders.build_schedule(recipe, steps, found)),
         "loss": builders.build_loss(recipe, run_data),
         "metrics": ["accuracy"],
+        "jit_compile": chosen.jit_compile,  # precision.jit_compile, as resolved
     }
     ctx.model.compile(**ctx.compile_kwargs)
     cyclical.add_callbacks(ctx)  # schedule.cycle_momentum
@@ -135,9 +146,12 @@ def fit(ctx: RunContext, *, resume_epoch: int | None) -> dict[str, Any]:
     if resume_epoch:
         ctx.log(f"resuming from epoch {resume_epoch} of {recipe.train.epochs} (checkpoint in {out / 'checkpoints'})")
     val = ctx.data.splits
+    train_ds = builders.train_dataset(recipe, ctx.data)
+    if ctx.data.echo is not None:  # data.echo: log fresh (upstream) examples next to steps
+        callbacks.insert(0, ctx.data.echo.counter.callback())
     start = time.perf_counter()
     ctx.model.fit(
-        builders.train_dataset(recipe, ctx.data),
+        train_ds,
         validation_data=builders.eval_dataset(recipe, val.x_val, val.y_val),
         epochs=recipe.train.epochs,
         callbacks=callbacks,
@@ -151,7 +165,22 @@ def fit(ctx: RunContext, *, resume_epoch: int | None) -> dict[str, Any]:
         "train_seconds": seconds,
         "steps_per_second": epochs_run * ctx.steps_per_epoch / max(seconds, 1e-9),
         "resumed_from_epoch": resume_epoch or None,
+        "precision": ctx.precision.to_dict() if ctx.precision is not None else None,
+        "fresh_examples": _fresh_examples(ctx),
     }
+
+
+def _fresh_examples(ctx: RunContext) -> int | None:
+    """Upstream examples read by an echoing pipeline (None without data.echo)."""
+    if ctx.data.echo is None:
+        return None
+    fresh = ctx.data.echo.fresh_examples
+    ctx.notes.append(
+        f"data echoing: factor {ctx.data.echo.factor:g} ({ctx.data.echo.level} level, "
+        f"{ctx.recipe.data.echo.placement if ctx.data.echo.level == 'example' else 'after batching'}); "
+        f"{fresh} fresh examples read for {ctx.recipe.train.epochs} epochs"
+    )
+    return fresh
 
 
 def predict_logits(ctx: RunContext, x: np.ndarray) -> np.ndarray:
