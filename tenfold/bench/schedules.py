@@ -119,6 +119,14 @@ def _plot(curves: dict[str, list[list[tuple[int, float]]]], target: float, path:
     plt.close(fig)
 
 
+def _relative(path: Path, base: Path) -> str:
+    """``path`` as RESULTS.md (in ``base``) links it."""
+    try:
+        return str(path.relative_to(base))
+    except ValueError:
+        return str(path)
+
+
 @benchmark(
     "schedules",
     "iterations to the best fixed rate's accuracy: triangular CLR with lr_find bounds vs the "
@@ -185,14 +193,25 @@ def schedules(ctx: BenchContext) -> BenchResult:
 
     return BenchResult(
         "schedules", schedules.description, rows=[row, acc_row], tables=["\n".join(lines)],
-        plots=[str(plot)],
+        plots=[_relative(plot, ctx.out_dir.parent)],
         notes=[
-            f"{len(seeds)} seed(s) (split, initial weights, batch order); {iterations} iterations "
-            f"of batch {BATCH}; test accuracy every {every} iterations; CLR step size 4 epochs "
-            f"({4 * int(np.ceil(1078 / BATCH))} iterations), bounds per seed from lr_find "
-            "(100 steps, 1e-5 → 10) on the same initial weights.",
-            "inf = never reached within the budget. Iterations, not time: the schedule adds no "
-            "per-step cost; lr_find's 100 steps are not counted (add them to B to be strict).",
+            (
+                f"{len(seeds)} seed(s) (split, initial weights, batch order); {iterations} "
+                f"iterations of batch {BATCH}; test accuracy every {every} iterations; CLR step "
+                f"size 4 epochs ({4 * int(np.ceil(1078 / BATCH))} iterations), bounds per seed "
+                "from lr_find (100 steps, 1e-5 → 10) on the same initial weights."
+            ),
+            (
+                "inf = never reached within the budget. Iterations, not time: the schedule adds "
+                "no per-step cost; lr_find's 100 steps are not counted (add them to B to be "
+                "strict)."
+            ),
+            (
+                "The suggestion rule used here (upper bound = geometric middle of steepest "
+                "descent and minimum/10) was chosen after a first full run with bounds "
+                "[minimum/10, steepest] (about 0.03-0.18): that CLR diverged in 2 of 3 seeds "
+                "and never reached the target; see docs/cyclical-learning-rates.md."
+            ),
         ],
         env=environment(), quick=ctx.quick, seconds=time.perf_counter() - start,
     )

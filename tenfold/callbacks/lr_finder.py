@@ -178,9 +178,12 @@ def suggest_bounds(
       before the minimum (skipping the first tenth);
     * ``minimum``: the rate at the lowest smoothed loss (``minimum / 10`` is the usual safe
       single rate);
-    * bounds for a cyclical schedule: ``maximal = max(steepest, minimum / 10)`` and
-      ``initial = min(steepest, minimum / 10, maximal / 4)`` — Smith's advice that the lower
-      bound sit 3–4× below the upper one when the two marks nearly coincide.
+    * bounds for a cyclical schedule: the two marks bracket the useful range (``minimum / 10``
+      is the usual safe single rate; ``steepest`` is where the loss falls fastest and, on
+      curves that drop just before they diverge, sits at the edge). The upper bound is
+      their geometric middle, ``maximal = sqrt(steepest * minimum / 10)``, and the lower one
+      ``initial = min(steepest, minimum / 10, maximal / 3)``: Smith's advice that the lower
+      bound sit 3–4× below the upper one.
     """
     lrs = np.asarray(learning_rates, dtype=np.float64)
     raw = np.asarray(losses, dtype=np.float64)
@@ -205,11 +208,10 @@ def suggest_bounds(
         out["steepest"] = float(segment_lr[int(np.argmin(grad))])
     else:
         out["steepest"] = float(lrs[best])
-    min10 = out["minimum"] / 10.0
-    steep = out["steepest"]
-    maximal = max(steep, min10)
+    low, high = sorted((out["steepest"], out["minimum"] / 10.0))
+    maximal = math.sqrt(low * high)
     out["maximal"] = float(maximal)
-    out["initial"] = float(min(steep, min10, maximal / 4.0))
+    out["initial"] = float(min(low, maximal / 3.0))
     return out
 
 

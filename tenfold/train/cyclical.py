@@ -10,12 +10,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import keras
 
 from tenfold.callbacks import CycleMomentum
+from tenfold.callbacks.cycle_momentum import innermost_optimizer
 from tenfold.callbacks.lr_finder import LRFinderResult
 from tenfold.lr_finder import lr_find
 from tenfold.schedules import CyclicalLearningRate, OneCycle
@@ -44,7 +46,7 @@ def build_schedule(recipe: Recipe, steps: int, found: tuple[float, float] | None
     low, high = resolved_bounds(recipe, found)
     total = steps * recipe.train.epochs
     if s.name == "cyclical":
-        step_size = max(1, int(round(s.step_size_epochs * steps)))
+        step_size = max(1, round(s.step_size_epochs * steps))
         return CyclicalLearningRate(low, high, step_size, mode=s.mode, gamma=s.gamma)
     if s.name == "one_cycle":
         div = high / low if isinstance(s.bounds, list) and low < high else 25.0
@@ -130,13 +132,8 @@ def add_callbacks(ctx: Any, log: Callable[[str], None] | None = None) -> None:
             f"schedule.cycle_momentum needs schedule.name cyclical or one_cycle, received {s.name!r}."
         )
     try:
-        CycleMomentum.attribute(builders_inner(ctx.model.optimizer))
+        CycleMomentum.attribute(innermost_optimizer(ctx.model.optimizer))
     except ValueError as err:
         raise RecipeError(f"schedule.cycle_momentum: {err}") from None
     ctx.callbacks.append(CycleMomentum())
 
-
-def builders_inner(optimizer: Any) -> Any:
-    from tenfold.callbacks.cycle_momentum import innermost_optimizer
-
-    return innermost_optimizer(optimizer)
