@@ -48,7 +48,8 @@ class BenchResult:
     """A benchmark's outcome.
 
     ``rows`` are dicts made by :func:`ratio_row` (or by hand with at least ``metric``);
-    ``tables`` optional extra markdown tables; ``plots`` paths of PNGs relative to the repo.
+    ``tables`` optional extra markdown tables; ``plots`` paths of PNGs relative to
+    ``benchmarks/RESULTS.md`` (e.g. ``results/NAME.png``), so the links work there.
     """
 
     name: str
