@@ -10,8 +10,9 @@ References:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import keras
 import numpy as np
@@ -104,7 +105,7 @@ def classifier_layer(model_or_dense: Any, *, layer_name: str | None = None) -> k
 
 def _dense_head(layer: Any) -> keras.layers.Dense:
     if not isinstance(layer, keras.layers.Dense):
-        raise ValueError(
+        raise ValueError(  # noqa: TRY004 - a usage error the trainer reports as a note
             f"τ-normalization needs a Dense classifier; {layer.name!r} is a "
             f"{type(layer).__name__}, whose class vectors are normalized already."
         )
@@ -165,7 +166,7 @@ def _features_and_head(model: keras.Model, x: Any, layer_name: str | None, batch
     layer = _dense_head(classifier_layer(model, layer_name=layer_name))
     try:
         features_model = keras.Model(model.inputs, layer.input)
-    except Exception as err:  # noqa: BLE001 - subclassed models have no graph to cut
+    except Exception as err:
         raise ValueError(
             "method='tau_norm' needs a functional model whose classifier input can be read; "
             f"{type(err).__name__}: {err}"

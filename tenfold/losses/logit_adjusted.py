@@ -8,7 +8,8 @@ References:
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from tenfold._api import export
 from tenfold.losses._base import LongTailLoss, softmax_cross_entropy
@@ -52,7 +53,7 @@ class LogitAdjustedLoss(LongTailLoss):
     ) -> None:
         super().__init__(class_counts, from_logits=from_logits, name=name, **kwargs)
         if isinstance(tau, bool) or not isinstance(tau, (int, float)):
-            raise ValueError(f"tau must be a float, received {tau!r}.")
+            raise ValueError(f"tau must be a float, received {tau!r}.")  # noqa: TRY004
         self.tau = float(tau)
         self.log_prior = log_prior(self.class_counts)
 

@@ -25,8 +25,8 @@ def _labels(ds):
     return np.concatenate([np.asarray(e[1]) for e in ds.batch(1000)]).astype("int64")
 
 
-def _freq(labels, c=len(COUNTS)):
-    return np.bincount(labels, minlength=c) / len(labels)
+def _freq(labels):
+    return np.bincount(labels, minlength=len(COUNTS)) / len(labels)
 
 
 def _tolerance(n):
