@@ -148,11 +148,13 @@ class BranchBlock(keras.layers.Layer):
         self._in_channels = int(input_shape[-1])
         padded = self._padded_shape(tuple(input_shape))
         if self.deploy:
+            native = self._native_same
             self.fused = keras.layers.Conv2D(
-                self.filters, self.kernel_size, strides=self.strides, padding="valid",
-                use_bias=True, dtype=self.dtype_policy, name="fused",
+                self.filters, self.kernel_size, strides=self.strides,
+                padding="same" if native else "valid", use_bias=True, dtype=self.dtype_policy,
+                name="fused",
             )
-            self.fused.build(padded)
+            self.fused.build(tuple(input_shape) if native else padded)
             return
         branches = []
         for name, size, is_identity in self._branch_specs(self._in_channels):
@@ -180,7 +182,15 @@ class BranchBlock(keras.layers.Layer):
             x = x[:, :, cw:-cw, :]
         return x
 
+    @property
+    def _native_same(self) -> bool:
+        # with stride 1 Keras' "same" pads (k - 1) / 2 on each side: symmetric already, so
+        # the fused conv can pad itself (one op less at inference)
+        return self.padding == "same" and self.strides == 1
+
     def call(self, inputs: Any, training: Any = None) -> Any:
+        if self.deploy and self._native_same:
+            return self.fused(inputs)
         p = self.pad
         x = ops.pad(inputs, [[0, 0], [p, p], [p, p], [0, 0]]) if p else inputs
         if self.deploy:

@@ -1,4 +1,4 @@
-"""Model switches contributed by the layers: ``conv`` ws | acnet | repvgg, ``norm`` ebn | none.
+"""Model switches contributed by the layers: ``conv`` ws | acnet | repvgg, ``norm`` ebn | none | gn.
 
 Factories follow :mod:`tenfold.models.blocks`: a conv factory is
 ``f(filters, kernel_size, *, strides, name)`` returning a bias-free convolution with
@@ -55,3 +55,9 @@ def extended_batch_norm(*, name: str | None = None) -> keras.layers.Layer | None
 def no_norm(*, name: str | None = None) -> keras.layers.Layer | None:
     """No normalization layer (``small_resnet`` then builds a normalizer-free ResNet)."""
     return None
+
+
+@registry.registrar("norm", "gn")
+def group_norm(*, name: str | None = None) -> keras.layers.Layer | None:
+    """Keras' GroupNormalization with 4 groups (batch-independent; for comparisons)."""
+    return keras.layers.GroupNormalization(groups=4, name=name)
