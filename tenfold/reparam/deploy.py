@@ -8,6 +8,7 @@ References:
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import keras
@@ -192,7 +193,7 @@ def deploy(model: keras.Model) -> keras.Model:
         layers = list(model.layers)
         folded: dict[int, Any] = {}
         absorbed: set[int] = set()
-        for first, second in zip(layers, layers[1:]):
+        for first, second in itertools.pairwise(layers):
             if is_producer(first) and is_norm(second) and id(first) not in folded and id(first) not in absorbed:
                 folded[id(first)] = second
                 absorbed.add(id(second))

@@ -14,7 +14,10 @@ ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "tensorflow"}
 
 
 def cli(*args):
-    return subprocess.run([sys.executable, "-m", "tenfold", *args], capture_output=True, text=True, env=ENV, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "tenfold", *args], capture_output=True, text=True, env=ENV, timeout=300,
+        check=False,
+    )
 
 
 def test_deploy_fuses_checks_and_exports(tmp_path):

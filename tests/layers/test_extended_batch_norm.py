@@ -142,7 +142,8 @@ _DISTRIBUTED = textwrap.dedent(
 def test_mirrored_strategy_gives_global_batch_statistics():
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
     proc = subprocess.run(
-        [sys.executable, "-c", _DISTRIBUTED], capture_output=True, text=True, env=env, timeout=300
+        [sys.executable, "-c", _DISTRIBUTED], capture_output=True, text=True, env=env, timeout=300,
+        check=False,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     values = dict(line.split() for line in proc.stdout.splitlines() if line[:3] in ("OUT", "MEA", "VAR", "LOC"))

@@ -24,7 +24,7 @@ def reference_standardize(w, gain=None, eps=1e-4):
 
 
 def reference_conv2d_valid(x, w, b=None, stride=1):
-    n, h, wd, c = x.shape
+    n, h, wd, _ = x.shape
     kh, kw, _, o = w.shape
     oh, ow = (h - kh) // stride + 1, (wd - kw) // stride + 1
     out = np.zeros((n, oh, ow, o))
