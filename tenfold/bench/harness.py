@@ -19,6 +19,7 @@ True
 from __future__ import annotations
 
 import json
+import os
 import shlex
 import sys
 import time
@@ -140,6 +141,11 @@ def command_line() -> str:
 def save_result(result: BenchResult, out_dir: Path = RESULTS_DIR) -> Path:
     """Write ``out_dir/<name>.json`` and rebuild ``RESULTS.md`` beside ``out_dir``."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    # plot links must be relative to RESULTS.md (beside out_dir), wherever they were made
+    result.plots = [
+        os.path.relpath(p, out_dir.parent) if os.path.isabs(p) or Path(p).exists() else str(p)
+        for p in result.plots
+    ]
     path = out_dir / f"{result.name}.json"
     path.write_text(json.dumps(result.__dict__, indent=2, default=str) + "\n", encoding="utf-8")
     write_results_md(out_dir, out_dir.parent / "RESULTS.md")

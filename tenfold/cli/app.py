@@ -69,7 +69,11 @@ def train(
 def bench(
     names: list[str] = typer.Argument(None, help="Benchmarks to run (default: all)."),
     quick: bool = typer.Option(False, "--quick", help="Smaller, faster versions."),
-    out: Path = typer.Option(Path("benchmarks/results"), "--out", help="Where results go."),
+    out: Optional[Path] = typer.Option(
+        None, "--out",
+        help="Where results go (default: benchmarks/results; with --quick runs/bench-quick, "
+        "so quick runs never replace the full results kept in the repo).",
+    ),
     list_: bool = typer.Option(False, "--list", help="List the benchmarks and exit."),
 ) -> None:
     """Measure techniques against the plain Keras way, side by side, into RESULTS.md."""
@@ -86,7 +90,8 @@ def bench(
     for name in names or []:
         if name not in available:
             fail(f"unknown benchmark {name!r}.{registry.suggest(name, available)} Accepted: {', '.join(available)}.")
-    run_benchmarks(names or available, quick=quick, out_dir=out)
+    default = Path("runs/bench-quick/results") if quick else Path("benchmarks/results")
+    run_benchmarks(names or available, quick=quick, out_dir=out or default)
 
 
 @recipes_app.command("list")
