@@ -101,6 +101,47 @@ def segments_for(policy: str | int | Sequence[str], num_blocks: int) -> int:
     return policy
 
 
+def _output_sizes(layers: list[keras.layers.Layer], blocks: list[int]) -> list[float]:
+    """Elements per example of each block's output (its activations scale with it)."""
+    sizes = []
+    for i in blocks:
+        try:
+            shape = layers[i].output.shape
+            sizes.append(float(math.prod(int(d) for d in shape[1:] if d is not None)) or 1.0)
+        except (AttributeError, ValueError, TypeError):
+            sizes.append(1.0)
+    return sizes
+
+
+def balanced_cuts(sizes: Sequence[float], count: int) -> list[int]:
+    """Start indices of ``count`` contiguous segments of ``sizes`` with near-equal sums.
+
+    Chen et al. segment by memory cost, not by layer count: a ResNet's early blocks hold
+    larger activations than its late ones, so equal-count segments would leave the first
+    segment (recomputed whole) as large as the plain model's early stages.
+
+    Example:
+    >>> balanced_cuts([1, 1, 1, 1], 2), balanced_cuts([4, 4, 2, 2, 1, 1, 1, 1], 3)
+    ([0, 2], [0, 2, 4])
+    """
+    n = len(sizes)
+    if not 1 <= count <= n:
+        raise ValueError(f"count must be between 1 and {n}, received {count}.")
+    total = float(sum(sizes))
+    starts = [0]
+    running = 0.0
+    for i, size in enumerate(sizes[:-1]):
+        running += size
+        remaining_cuts = count - len(starts)
+        if remaining_cuts == 0:
+            break
+        # cut after block i when the running sum reaches the next share, keeping enough
+        # blocks for the cuts still to come
+        if running >= total * len(starts) / count - 1e-9 or n - (i + 1) == remaining_cuts:
+            starts.append(i + 1)
+    return starts
+
+
 @export("tenfold.remat.apply")
 def apply(model: keras.Model, policy: str | int | Sequence[str] = "sqrt") -> keras.Model:
     """A copy of ``model`` whose blocks run inside :class:`Recompute` segments.
@@ -114,9 +155,10 @@ def apply(model: keras.Model, policy: str | int | Sequence[str] = "sqrt") -> ker
 
     Args:
         model: keras.Model. A Sequential model or a functional chain.
-        policy: ``"sqrt"`` (≈√n segments of ≈√n blocks, Chen et al.), an int (that many
-            segments of equal block counts), or a list of layer names (each named layer is
-            wrapped on its own).
+        policy: ``"sqrt"`` (≈√n segments, Chen et al.), an int (that many segments), or a
+            list of layer names (each named layer is wrapped on its own). Segments are cut
+            so that their blocks' output sizes (a proxy for their activation memory) are
+            near-equal: equal block counts when the blocks are alike.
 
     Returns:
         A new keras.Model of the same kind and name.
@@ -144,7 +186,8 @@ def apply(model: keras.Model, policy: str | int | Sequence[str] = "sqrt") -> ker
                 "Dense/Conv layers other than the head)."
             )
         count = segments_for(policy, len(blocks))
-        cuts = [blocks[round(k * len(blocks) / count)] for k in range(count)]
+        starts = balanced_cuts(_output_sizes(layers, blocks), count)
+        cuts = [blocks[i] for i in starts]
         ends = cuts[1:] + [blocks[-1] + 1]
         groups = [list(range(a, b)) for a, b in zip(cuts, ends)]
     wrapped: dict[int, Recompute] = {}

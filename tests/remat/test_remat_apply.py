@@ -8,6 +8,7 @@ import tensorflow as tf
 
 import tenfold
 from tenfold.remat import Recompute, apply, peak_memory, segments_for
+from tenfold.remat.apply import balanced_cuts
 
 
 def _x(shape, seed=0):
@@ -47,7 +48,10 @@ def test_apply_segments_resnet_blocks_by_sqrt_int_and_names():
     wrapped = apply(model, "sqrt")
     segments = [layer for layer in wrapped.layers if isinstance(layer, Recompute)]
     assert len(segments) == 3
-    assert [len(s.layer.layers) for s in segments] == [3, 3, 3]
+    # cut by activation size, not block count: outputs per example are 8·8·4 = 256 in stage
+    # 1, 128 in stage 2, 64 in stage 3 (total 1344); cuts where the running sum first
+    # reaches 1/3 and 2/3 of it: after 2 blocks (512) and after 4 (896)
+    assert [len(s.layer.layers) for s in segments] == [2, 2, 5]
     names = [layer.name for layer in wrapped.layers]
     assert names[:4] == ["image", "stem_conv", "stem_norm", "stem_act"]
     assert names[-2:] == ["pool", "classifier"]
@@ -68,6 +72,15 @@ def test_apply_segments_mlp_and_sequential():
     out = apply(seq, 2)
     assert isinstance(out, keras.Sequential)
     assert sum(isinstance(layer, Recompute) for layer in out.layers) == 2
+
+
+def test_balanced_cuts():
+    assert balanced_cuts([1] * 16, 4) == [0, 4, 8, 12]
+    assert balanced_cuts([4] * 4 + [2] * 4 + [1] * 4 + [0.5] * 4, 4) == [0, 2, 4, 8]
+    assert balanced_cuts([100, 1, 1, 1], 4) == [0, 1, 2, 3]
+    assert balanced_cuts([1, 1, 1, 100], 2) == [0, 3]
+    with pytest.raises(ValueError, match="count must be between 1 and 3, received 4"):
+        balanced_cuts([1, 1, 1], 4)
 
 
 def test_segments_for():
