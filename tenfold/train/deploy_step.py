@@ -40,3 +40,16 @@ def fuse(model: keras.Model, x_check: np.ndarray, out: Path) -> tuple[keras.Mode
         "checked_on": f"test split ({len(logits)} examples)",
     }
     return fused, facts
+
+
+def describe(facts: dict[str, Any]) -> str:
+    """One line for the report about the deploy step."""
+    if not facts.get("fused"):
+        return f"Deploy: exported unfused ({facts.get('reason', 'no fused form')})."
+    return (
+        f"Deploy: fused model in `deploy/` ({facts['parameters']:,} → "
+        f"{facts['deployed_parameters']:,} parameters); largest difference to the trained "
+        f"model on the {facts['checked_on']}: {facts['max_abs_difference']:.3g} "
+        f"(relative {facts['max_relative_difference']:.3g}), predictions agree on "
+        f"{100 * facts['prediction_agreement']:.1f}%."
+    )

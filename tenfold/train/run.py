@@ -211,6 +211,7 @@ def export(ctx: RunContext) -> dict[str, Any]:
     deploy = ctx.out / "deploy"
     deploy.mkdir(exist_ok=True)
     fused, deploy_facts = deploy_step.fuse(ctx.model, ctx.data.splits.x_test, deploy)
+    ctx.notes.append(deploy_step.describe(deploy_facts))
     if keras.backend.backend() == "tensorflow":
         fused.export(str(deploy / "saved_model"), format="tf_saved_model", verbose=False)
     else:

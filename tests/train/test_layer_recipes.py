@@ -26,6 +26,7 @@ def test_bundled_recipe_trains_deploys_and_checks(name, tmp_path):
         fused.predict(x, verbose=0), trained.predict(x, verbose=0), atol=1e-3, rtol=1e-4
     )
     assert (tmp_path / name / "deploy" / "saved_model" / "saved_model.pb").is_file()
+    assert "Deploy: fused model in `deploy/`" in (tmp_path / name / "report.md").read_text()
     on_disk = json.loads((tmp_path / name / "metrics.json").read_text())
     assert on_disk["run"]["deploy"]["max_abs_difference"] == deploy["max_abs_difference"]
     if name == "digits-acnet":
