@@ -141,3 +141,20 @@ def test_bad_arguments(kwargs, match):
 def test_ws_switch_is_registered():
     model = tenfold.models.small_resnet((8, 8, 1), 3, conv="ws")
     assert any(isinstance(layer, WSConv2D) for layer in model.layers)
+
+
+def test_contract_check_catches_a_forgotten_gain():
+    """A WS subclass that saves only kernel and bias (as Conv2D does) fails save/load."""
+    from tenfold.testing import ContractExample, check_component
+
+    class Forgetful(WSConv2D):
+        def save_own_variables(self, store):
+            keras.layers.Conv2D.save_own_variables(self, store)
+
+        def load_own_variables(self, store):
+            keras.layers.Conv2D.load_own_variables(self, store)
+
+    keras.saving.register_keras_serializable("tenfold_tests", "Forgetful")(Forgetful)
+    example = ContractExample(make=lambda: Forgetful(3, 3, padding="same"), input_shape=(6, 6, 2))
+    with pytest.raises((AssertionError, ValueError), match="variables|weights|gain|Not equal"):
+        check_component("layers", example, checks=("save_load",))
