@@ -59,8 +59,15 @@ def lr_find(
         the rate at the minimum, and suggested ``(initial, maximal)`` bounds.
 
     Example:
-    >>> result = tenfold.lr_find(model, x, y, min_learning_rate=1e-4, max_learning_rate=1.0)
-    >>> schedule = result.schedule(step_size=200)  # a CyclicalLearningRate  # doctest: +SKIP
+    >>> x = np.random.default_rng(0).normal(size=(256, 4)).astype("float32")
+    >>> y = x @ np.ones((4, 1), "float32")
+    >>> model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+    >>> model.compile(keras.optimizers.SGD(), "mse")
+    >>> result = tenfold.lr_find(model, x, y, min_learning_rate=1e-4, max_learning_rate=10.0,
+    ...                          num_steps=40, batch_size=32, verbose=0)
+    >>> low, high = result.bounds
+    >>> 1e-4 <= low < high <= 10.0
+    True
     """
     if not isinstance(model, keras.Model):
         raise TypeError(f"model must be a keras.Model, received {type(model).__name__}.")

@@ -77,7 +77,7 @@ def cyclical_learning_rate(
     or the step (``scale_mode="iterations"``, the default of ``"exp_range"``).
 
     Example:
-    >>> float(cyclical_learning_rate(5, 0.1, 1.0, 10))
+    >>> round(float(cyclical_learning_rate(5, 0.1, 1.0, 10)), 6)
     0.55
     """
     if scale_mode is None:

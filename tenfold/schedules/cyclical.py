@@ -254,7 +254,7 @@ class ExponentialCyclicalLearningRate(_AddonsCompatible):
 
     Example:
     >>> schedule = ExponentialCyclicalLearningRate(0.0, 1.0, step_size=10, gamma=0.5)
-    >>> float(schedule(1))
+    >>> round(float(schedule(1)), 6)
     0.05
     """
 
