@@ -73,8 +73,11 @@ def _augment(ds: Any, recipe: Recipe) -> Any:
     def augment(x: Any, y: Any) -> Any:
         return layer(x, training=True), y
 
-    # augment per batch of 256 (vectorized), then unbatch to keep example-level order
-    return ds.batch(256).map(augment, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+    # augment per batch of 256 (vectorized), then unbatch to keep example-level order;
+    # unbatch forgets the cardinality, so restate it (fit then knows the epoch length)
+    count = int(ds.cardinality())
+    out = ds.batch(256).map(augment, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+    return out.apply(tf.data.experimental.assert_cardinality(count)) if count >= 0 else out
 
 
 def train_dataset(recipe: Recipe, run_data: RunData) -> Any:
