@@ -7,7 +7,6 @@ import TensorFlow when used.
 
 __version__ = "0.1.0"
 
-from tenfold import registry  # noqa: E402  (registry first: everything registers into it)
 from tenfold import (  # noqa: E402
     callbacks,
     data,
@@ -19,6 +18,7 @@ from tenfold import (  # noqa: E402
     ops,
     optimizers,
     precision,
+    registry,  # noqa: E402  (registry first: everything registers into it)
     remat,
     reparam,
     schedules,

@@ -14,7 +14,8 @@ Every public tenfold object is declared once with :func:`export`. The decorator
 
 from __future__ import annotations
 
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import keras
 

@@ -48,7 +48,7 @@ def environment() -> dict[str, Any]:
     import tenfold
 
     info: dict[str, Any] = {
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "python": sys.version.split()[0],
         "platform": platform.platform(),
         "tenfold": tenfold.__version__,

@@ -10,8 +10,9 @@ the float32 throughput, with the final training loss within 2 % of float32's.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -72,7 +73,7 @@ class _Variant:
         )
         precision.configure("float32", jit_compile=False)
 
-    def __enter__(self) -> "_Variant":
+    def __enter__(self) -> _Variant:
         from tenfold import precision
 
         precision.configure(self.policy, jit_compile=self.jit)

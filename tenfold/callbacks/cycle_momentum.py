@@ -36,7 +36,7 @@ class ScheduledHyperparameter(float):
     reads it in its (traced, XLA-compilable) update step.
     """
 
-    def __new__(cls, static: float, fn: Any) -> "ScheduledHyperparameter":
+    def __new__(cls, static: float, fn: Any) -> ScheduledHyperparameter:
         obj = float.__new__(cls, static)
         obj._fn = fn
         return obj

@@ -115,8 +115,8 @@ def recipes_show(name: str = typer.Argument(..., help="Bundled recipe name or YA
         fail(str(err))
 
 
-from tenfold.cli import lr_find as _lr_find  # noqa: E402,F401  (registers `tenfold lr-find`)
 from tenfold.cli import deploy as _deploy  # noqa: E402,F401  (registers `tenfold deploy`)
+from tenfold.cli import lr_find as _lr_find  # noqa: E402,F401  (registers `tenfold lr-find`)
 
 
 def main() -> None:

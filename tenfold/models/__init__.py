@@ -1,7 +1,6 @@
 """Models built from string switches: a small ResNet and an MLP baseline."""
 
 from tenfold.models.blocks import ResidualBlock, make_conv, make_norm
-from tenfold.models.resnet import mlp, small_resnet
 from tenfold.models.nf import (
     ACTIVATION_GAMMAS,
     NFResidualBlock,
@@ -11,6 +10,7 @@ from tenfold.models.nf import (
     expected_stds,
     nf_resnet,
 )
+from tenfold.models.resnet import mlp, small_resnet
 
 __all__ = ["ResidualBlock", "make_conv", "make_norm", "mlp", "small_resnet"]
 __all__ += [

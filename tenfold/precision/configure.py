@@ -79,7 +79,7 @@ class PrecisionReport:
     loss_scaling: bool
     float32_layers: list[str] = field(default_factory=list)
 
-    def inspect(self, model: keras.Model) -> "PrecisionReport":
+    def inspect(self, model: keras.Model) -> PrecisionReport:
         """Fill :attr:`float32_layers` from ``model``; returns ``self``."""
         self.float32_layers = float32_layers(model)
         return self

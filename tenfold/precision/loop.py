@@ -13,7 +13,8 @@ skips). :func:`train_step` packages it for a ``tf.GradientTape`` loop.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import keras
 

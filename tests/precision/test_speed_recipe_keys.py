@@ -57,7 +57,7 @@ def test_steps_per_epoch_count_the_echo(echo, expected):
 @pytest.mark.parametrize("placement", ["before_augmentation", "after_augmentation"])
 def test_train_dataset_echoes_at_the_placement(placement):
     recipe = load_recipe("tiny", [
-        "data.echo={factor: 2, placement: %s, shuffle_buffer: 1}" % placement,
+        f"data.echo={{factor: 2, placement: {placement}, shuffle_buffer: 1}}",
         "data.augment.random_translation=0.1",
     ])
     data = builders.build_data(recipe)
