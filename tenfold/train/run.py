@@ -225,6 +225,7 @@ def write_outputs(ctx: RunContext, facts: dict[str, Any], results: dict[str, Any
     plots = out / "plots"
     plots.mkdir(exist_ok=True)
     report.plot_history(out / "history.csv", plots / "history.png")
+    shutil.copyfile(out / "history.csv", plots / "history.csv")  # each plot beside its CSV
     optimizer = ctx.model.optimizer
     total_steps = recipe.train.epochs * ctx.steps_per_epoch
     report.plot_learning_rate(

@@ -31,7 +31,7 @@ def test_train_writes_complete_run_directory(tmp_path):
     proc = cli("train", "tiny", "--out", str(out), "--set", "train.epochs=2")
     assert proc.returncode == 0, proc.stderr[-3000:]
     for name in ("recipe.yaml", "env.json", "history.csv", "model.keras", "metrics.json",
-                 "report.md", "plots/history.png", "plots/learning_rate.png",
+                 "report.md", "plots/history.png", "plots/history.csv", "plots/learning_rate.png",
                  "plots/learning_rate.csv", "plots/per_class_accuracy.png",
                  "plots/per_class_accuracy.csv", "deploy/saved_model/saved_model.pb"):
         assert (out / name).is_file(), name
