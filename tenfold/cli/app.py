@@ -46,7 +46,8 @@ def train(
     out: Optional[Path] = typer.Option(
         None, "--out", help="Run directory (default: runs/<recipe name>). Re-running resumes."
     ),
-    force: bool = typer.Option(False, "--force", help="Replace a finished run in --out."),
+    force: bool = typer.Option(False, "--force", help="Replace a finished run (or an unfinished run of another recipe) in --out. "
+        "An unfinished run of the same recipe always resumes."),
 ) -> None:
     """Train a recipe and write a run directory with report, plots and models."""
     from tenfold.train.recipe import RecipeError, load_recipe

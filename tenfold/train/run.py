@@ -82,20 +82,22 @@ def prepare_run_dir(out: Path, recipe: Recipe, *, force: bool) -> int | None:
                 f"--out {str(out)!r} is a non-empty directory that is not a tenfold run; "
                 "choose another directory (nothing was written)."
             )
-        if force:
-            shutil.rmtree(out)
-        elif (out / FINISHED_MARKER).exists():
-            raise RunDirError(
-                f"--out {str(out)!r} holds a finished run; pass --force to replace it, or "
-                "choose another --out."
-            )
-        elif saved.read_text(encoding="utf-8") != recipe_yaml:
+        finished = (out / FINISHED_MARKER).exists()
+        same_recipe = saved.read_text(encoding="utf-8") == recipe_yaml
+        if not finished and same_recipe:
+            # resume, with or without --force: an interrupted run never loses its checkpoint
+            return _checkpoint_epoch(out / "checkpoints") or 0
+        if not force:
+            if finished:
+                raise RunDirError(
+                    f"--out {str(out)!r} holds a finished run; pass --force to replace it, or "
+                    "choose another --out."
+                )
             raise RunDirError(
                 f"--out {str(out)!r} holds an unfinished run of a different recipe; resume it "
                 "with the same recipe and --set values, or pass --force to start over."
             )
-        else:
-            return _checkpoint_epoch(out / "checkpoints") or 0
+        shutil.rmtree(out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "recipe.yaml").write_text(recipe_yaml, encoding="utf-8")
     return None
