@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import keras
+import numpy as np
 
 from tenfold import registry
 from tenfold._api import export
@@ -41,6 +42,24 @@ def make_conv(conv: str, filters: int, kernel_size: int, *, strides: int = 1, na
 
 def make_norm(norm: str, *, name: str | None = None) -> keras.layers.Layer | None:
     return registry.get("norm", norm)(name=name)
+
+
+def check_block_args(filters: Any, strides: Any) -> None:
+    """Validate a residual block's ``filters`` and ``strides``."""
+    if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) or filters < 1:
+        raise ValueError(f"filters must be a positive int, received {filters!r}.")
+    if strides not in (1, 2):
+        raise ValueError(f"strides must be 1 or 2, received {strides!r}.")
+
+
+def check_stages(num_classes: Any, width: Any, blocks: Any) -> None:
+    """Validate the stage layout shared by ``small_resnet`` and ``nf_resnet``."""
+    if int(num_classes) < 2:
+        raise ValueError(f"num_classes must be >= 2, received {num_classes!r}.")
+    if int(width) < 1:
+        raise ValueError(f"width must be a positive int, received {width!r}.")
+    if not blocks or any(int(b) < 1 for b in blocks):
+        raise ValueError(f"blocks must be a non-empty list of positive ints, received {blocks!r}.")
 
 
 def _example() -> ContractExample:
@@ -84,10 +103,7 @@ class ResidualBlock(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if int(filters) <= 0:
-            raise ValueError(f"filters must be a positive int, received {filters!r}.")
-        if strides not in (1, 2):
-            raise ValueError(f"strides must be 1 or 2, received {strides!r}.")
+        check_block_args(filters, strides)
         self.filters = int(filters)
         self.strides = int(strides)
         self.conv = conv

@@ -29,7 +29,7 @@ import numpy as np
 from keras import ops
 
 from tenfold._api import export
-from tenfold.models.blocks import make_conv
+from tenfold.models.blocks import check_block_args, check_stages, make_conv
 from tenfold.testing import ContractExample
 
 #: ``gamma = 1 / std(g(x))`` for ``x ~ N(0, 1)``, for Keras' own activations with their
@@ -185,10 +185,7 @@ class NFResidualBlock(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) or filters < 1:
-            raise ValueError(f"filters must be a positive int, received {filters!r}.")
-        if strides not in (1, 2):
-            raise ValueError(f"strides must be 1 or 2, received {strides!r}.")
+        check_block_args(filters, strides)
         for name, value in (("alpha", alpha), ("beta", beta)):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
                 raise ValueError(f"{name} must be a positive float, received {value!r}.")
@@ -299,12 +296,7 @@ def nf_resnet(
     >>> tuple(model(np.zeros((2, 8, 8, 1))).shape)
     (2, 10)
     """
-    if int(num_classes) < 2:
-        raise ValueError(f"num_classes must be >= 2, received {num_classes!r}.")
-    if int(width) < 1:
-        raise ValueError(f"width must be a positive int, received {width!r}.")
-    if not blocks or any(int(b) < 1 for b in blocks):
-        raise ValueError(f"blocks must be a non-empty list of positive ints, received {blocks!r}.")
+    check_stages(num_classes, width, blocks)
     betas = iter(expected_stds(blocks, alpha=alpha))
     inputs = keras.Input(tuple(input_shape), name="image")
     x = make_conv(conv, width, 3, name="stem_conv")(inputs)

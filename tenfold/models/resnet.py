@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import keras
 
 from tenfold._api import export
-from tenfold.models.blocks import ResidualBlock, make_conv, make_norm
+from tenfold.models.blocks import ResidualBlock, check_stages, make_conv, make_norm
 
 
 @export("tenfold.models.small_resnet")
@@ -37,12 +37,7 @@ def small_resnet(
     >>> tuple(model(np.zeros((2, 8, 8, 1))).shape)
     (2, 10)
     """
-    if int(num_classes) < 2:
-        raise ValueError(f"num_classes must be >= 2, received {num_classes!r}.")
-    if int(width) < 1:
-        raise ValueError(f"width must be a positive int, received {width!r}.")
-    if not blocks or any(int(b) < 1 for b in blocks):
-        raise ValueError(f"blocks must be a non-empty list of positive ints, received {blocks!r}.")
+    check_stages(num_classes, width, blocks)
     if norm == "none":
         from tenfold.models.nf import nf_resnet
 
