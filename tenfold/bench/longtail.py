@@ -43,6 +43,11 @@ METHODS = (
     "square-root resampling",
 )
 GOAL_METHODS = ("balanced softmax", "logit-adjusted loss", "LDAM-DRW", "cRT")
+# DRW switch points tried for LDAM-DRW (fractions of the epochs; the paper's is 0.8 of a
+# step-decay schedule, where the switch meets the first learning-rate drop). With cosine
+# decay the learning rate left at 0.8 is small, so earlier switches are tried too and the
+# best on the balanced validation split is kept.
+DRW_FRACTIONS = (0.5, 0.65, 0.8)
 
 
 def _scores(logits: np.ndarray, y: np.ndarray, counts: list[int]) -> dict[str, float]:
@@ -146,8 +151,17 @@ def _run_setting(s: _Setting, log: Callable[[str], None]) -> tuple[dict[str, dic
         s.logits(s.fit("cb", lambda: ClassBalancedLoss(c))), s.y_test, c)
     out["class-balanced focal"] = _scores(
         s.logits(s.fit("cb-focal", lambda: ClassBalancedLoss(c, base="focal", gamma=1.0))), s.y_test, c)
-    out["LDAM-DRW"] = _scores(s.logits(s.fit(
-        "ldam", lambda: LDAMLoss(c), normed=True, callbacks=[DeferredReweighting(c)])), s.y_test, c)
+    # LDAM-DRW: the DRW switch point is chosen on the balanced validation split
+    best = None
+    for fraction in DRW_FRACTIONS:
+        ldam = s.fit("ldam", lambda: LDAMLoss(c), normed=True,
+                     callbacks=[DeferredReweighting(c, start_fraction=fraction)])
+        val = _scores(s.logits(ldam, s.x_val), s.y_val, c)["balanced"]
+        if best is None or val > best[0] + 1e-9:
+            best = (val, fraction, s.logits(ldam))
+    assert best is not None
+    out["LDAM-DRW"] = _scores(best[2], s.y_test, c)
+    extra["drw_fraction"] = best[1]
     bs_logits = s.logits(s.fit("bs", lambda: BalancedSoftmaxLoss(c)))
     out["balanced softmax"] = _scores(bs_logits, s.y_test, c)
     extra["bs_per_class"] = _per_class(bs_logits, s.y_test, len(c))
@@ -332,9 +346,16 @@ def longtail(ctx: BenchContext) -> BenchResult:
         ("Post-hoc adjustment uses τ = 1 (no tuning); τ-norm picks τ ∈ {0, 0.1, …, 2} on the "
          "balanced validation split; cRT re-initializes the cross-entropy model's classifier and "
          f"retrains it alone for {_crt_epochs(epochs)} epochs on class-balanced batches (SGD "
-         "0.05, cosine). LDAM-DRW: NormedDense head, max margin 0.5, scale 30, DRW at 80 % of "
-         "the epochs (β = 0.9999). Class-balanced losses: β = 0.9999; focal γ = 1."),
+         "0.05, cosine). LDAM-DRW: NormedDense head, max margin 0.5, scale 30, β = 0.9999; "
+         "the DRW switch point is chosen per seed on the balanced validation split among "
+         f"{', '.join(f'{f:g}' for f in DRW_FRACTIONS)} of the epochs (the paper's 0.8 meets "
+         "its step decay; under cosine decay little learning rate is left there: a first "
+         "full run with 0.8 alone gave +9.2 few-shot points at IF 100). Class-balanced "
+         "losses: β = 0.9999; focal γ = 1."),
         "With 1-2 training images in the rarest classes, seeds vary a lot: read the ± columns.",
+        "DRW switch point chosen on validation, per imbalance factor and seed: " + "; ".join(
+            f"IF {imb}: " + ", ".join(f"{e['drw_fraction']:g}" for e in extras[imb])
+            for imb in sorted(extras, reverse=True)) + ".",
         "τ chosen for τ-norm on validation, per imbalance factor and seed: " + "; ".join(
             f"IF {imb}: " + ", ".join(f"{e['tau_norm_tau']:g}" for e in extras[imb])
             for imb in sorted(extras, reverse=True)) + ".",
