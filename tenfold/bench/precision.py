@@ -123,6 +123,46 @@ def _plot(path: Path, table: dict[str, dict[str, float]]) -> None:
     plt.close(fig)
 
 
+def _batch_norm_rows(ctx: BenchContext) -> tuple[list[dict[str, Any]], str]:
+    """The default model with Keras' BatchNormalization vs tenfold's fused one, both precisions."""
+    import tensorflow as tf
+
+    import tenfold
+
+    def make(norm: str) -> Callable[[], Any]:
+        return lambda: tenfold.models.small_resnet((32, 32, 3), 10, width=32, blocks=(1, 1, 1), norm=norm)
+
+    import keras
+
+    keras.utils.set_random_seed(ctx.seed)
+    weights = make("bn")().get_weights()  # the same variables in the same order for both
+    batch = 64 if ctx.quick else 128
+    x, y = _data((32, 32, 3), batch, ctx.seed)
+    xt, yt = tf.constant(x), tf.constant(y)
+    settings = {
+        f"{policy}, {label}": _Variant(policy, make(norm), weights, ctx.seed)
+        for policy in ("float32", "mixed_bfloat16")
+        for norm, label in (("keras_bn", "Keras BN"), ("bn", "fused BN"))
+    }
+    count = 3 if ctx.quick else 10
+    samples = interleave({n: (lambda v=v: v.steps(xt, yt, count)) for n, v in settings.items()},
+                         repeats=2 if ctx.quick else 4, warmup=1)
+    rows = [
+        ratio_row("ResNet float32: examples/s, fused vs Keras BatchNormalization", samples,
+                  "float32, Keras BN", "float32, fused BN", unit="ex/s", lower_is_better=False),
+        ratio_row("ResNet mixed_bfloat16: examples/s, fused vs Keras BatchNormalization", samples,
+                  "mixed_bfloat16, Keras BN", "mixed_bfloat16, fused BN", unit="ex/s",
+                  lower_is_better=False),
+        ratio_row("ResNet with Keras BatchNormalization: examples/s, bf16 vs float32", samples,
+                  "float32, Keras BN", "mixed_bfloat16, Keras BN", unit="ex/s", lower_is_better=False),
+    ]
+    note = ("The default model builds `tenfold.layers.FusedBatchNormalization` (the `bn` switch); "
+            "the last three rows compare it with Keras' own `BatchNormalization` (`norm=\"keras_bn\"`) "
+            "in the same run: Keras 3 computes batch norm from separate float32 ops, with casts "
+            "of the activations under mixed precision.")
+    return rows, note
+
+
 @benchmark("precision", "Mixed precision (Keras bfloat16, Grappler oneDNN rewrite) and XLA vs float32: training throughput and final loss")
 def run(ctx: BenchContext) -> BenchResult:
     import tensorflow as tf
@@ -188,6 +228,9 @@ def run(ctx: BenchContext) -> BenchResult:
         worst = max(abs(losses[n] / base - 1) for n in losses)
         notes.append(f"{label}: largest final-loss difference to float32 {100 * worst:.2f}% "
                      f"(goal ≤ 2%: {'met' if worst <= 0.02 else 'not met'})")
+    norm_rows, norm_note = _batch_norm_rows(ctx)
+    rows += norm_rows
+    notes.append(norm_note)
     plot = ctx.out_dir / "precision.png"
     _plot(plot, plot_data)
     precision.configure("float32", jit_compile=False)

@@ -14,6 +14,10 @@ from tenfold.layers.extended_batch_norm import ExtendedBatchNormalization  # noq
 
 __all__ += ["ExtendedBatchNormalization"]
 
+from tenfold.layers.fused_batch_norm import FusedBatchNormalization  # noqa: E402
+
+__all__ += ["FusedBatchNormalization"]
+
 from tenfold.layers.acblock import ACBlock  # noqa: E402
 from tenfold.layers.repvgg_block import RepVGGBlock  # noqa: E402
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from tenfold.layers._branches import BranchBlock, bn_statistics
 from tenfold.layers.extended_batch_norm import ExtendedBatchNormalization
+from tenfold.layers.fused_batch_norm import FusedBatchNormalization
 from tenfold.layers.ws_conv import WSConv2D
 from tenfold.ops.fusion import fold_batch_norm
 from tenfold.ops.standardize import standardize_kernel
@@ -43,7 +44,7 @@ def is_norm(layer: Any) -> bool:
     """Whether ``layer`` is a foldable channels-last batch normalization."""
     if isinstance(layer, ExtendedBatchNormalization):
         return layer.axis in (-1, 3)
-    if type(layer) is keras.layers.BatchNormalization:
+    if type(layer) in (keras.layers.BatchNormalization, FusedBatchNormalization):
         return layer.axis in (-1, 3) and not layer.renorm
     return False
 
