@@ -103,7 +103,11 @@ class BranchBlock(keras.layers.Layer):
         )
 
     def _bn(self, name: str) -> keras.layers.Layer:
-        return keras.layers.BatchNormalization(
+        # Keras' BatchNormalization on TensorFlow's fused kernel: same weights and results,
+        # and each branch's norm no longer dominates the training step (docs/mixed-precision.md)
+        from tenfold.layers.fused_batch_norm import FusedBatchNormalization
+
+        return FusedBatchNormalization(
             momentum=self.momentum, epsilon=self.epsilon, dtype=self.dtype_policy, name=name
         )
 
