@@ -1,0 +1,64 @@
+"""Every benchmark's ``--quick`` run produces its rows, notes and plots (slow: 1-2 min each).
+
+The full runs write ``benchmarks/results``; these smoke runs write to a temporary folder and
+check the structure the full runs rely on (the numbers themselves are measurements, not
+assertions).
+"""
+
+import numpy as np
+import pytest
+
+from tenfold import registry
+from tenfold.bench import BenchContext, load_all
+
+
+def _run(name, tmp_path):
+    load_all()
+    return registry.get("benchmarks", name)(BenchContext(quick=True, out_dir=tmp_path, log=lambda s: None))
+
+
+def _metrics(result):
+    return [row["metric"] for row in result.rows]
+
+
+@pytest.mark.slow
+def test_optimizers_quick(tmp_path):
+    result = _run("optimizers", tmp_path)
+    metrics = _metrics(result)
+    assert sum(m.startswith("state bytes") for m in metrics) == 6
+    assert sum(m.startswith("final loss after 30 steps") for m in metrics) == 6
+    assert sum(m.startswith("step time") for m in metrics) == 3
+    assert any("Best learning rate" in t for t in result.tables)
+    assert all(np.isfinite(row["ratio"]) and row["ratio"] > 0 for row in result.rows)
+    assert (tmp_path / "optimizers_state.png").is_file() and (tmp_path / "optimizers_loss.png").is_file()
+
+
+@pytest.mark.slow
+def test_schedules_quick(tmp_path):
+    result = _run("schedules", tmp_path)
+    labels = [row["b"] for row in result.rows]
+    assert labels == ["CLR, step 2 epochs", "CLR, step 2 epochs", "CLR, step 4 epochs", "CLR, step 4 epochs"]
+    assert "CLR step 2 epochs" in result.tables[0] and "CLR step 4 epochs" in result.tables[0]
+    assert (tmp_path / "schedules.png").is_file()
+
+
+@pytest.mark.slow
+def test_longtail_quick(tmp_path):
+    result = _run("longtail", tmp_path)
+    metrics = _metrics(result)
+    assert "IF 100 few-shot accuracy, LDAM-DRW" in metrics
+    drw = [n for n in result.notes if n.startswith("DRW switch point chosen on validation")]
+    assert drw and any(f in drw[0] for f in ("0.5", "0.65", "0.8"))
+    assert (tmp_path / "longtail.png").is_file()
+
+
+@pytest.mark.slow
+def test_precision_quick(tmp_path):
+    result = _run("precision", tmp_path)
+    metrics = _metrics(result)
+    assert "ResNet float32: examples/s, fused vs Keras BatchNormalization" in metrics
+    assert "ResNet mixed_bfloat16: examples/s, fused vs Keras BatchNormalization" in metrics
+    for row in result.rows:
+        assert row["ratio"] > 0
+        if row.get("goal"):  # the 1.5x goal judges bf16 without XLA only
+            assert row["b"] in ("mixed_bfloat16", "grappler"), row
