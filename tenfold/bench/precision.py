@@ -28,17 +28,21 @@ VARIANTS = {
 }
 
 
-def _models(quick: bool) -> dict[str, tuple[Callable[[], Any], tuple[int, ...], int]]:
+def _resnet(norm: str = "bn") -> Callable[[], Any]:
+    """A builder of the default model (small ResNet, 32×32×3, width 32) with ``norm``."""
     import tenfold
 
-    def resnet() -> Any:
-        return tenfold.models.small_resnet((32, 32, 3), 10, width=32, blocks=(1, 1, 1))
+    return lambda: tenfold.models.small_resnet((32, 32, 3), 10, width=32, blocks=(1, 1, 1), norm=norm)
+
+
+def _models(quick: bool) -> dict[str, tuple[Callable[[], Any], tuple[int, ...], int]]:
+    import tenfold
 
     def mlp() -> Any:
         return tenfold.models.mlp((32, 32, 3), 10, hidden=(1024, 1024, 1024))
 
     return {
-        "default model (small ResNet, 32×32×3, width 32)": (resnet, (32, 32, 3), 64 if quick else 128),
+        "default model (small ResNet, 32×32×3, width 32)": (_resnet(), (32, 32, 3), 64 if quick else 128),
         "MLP 3072-1024-1024-1024-10": (mlp, (32, 32, 3), 256 if quick else 512),
     }
 
@@ -125,22 +129,16 @@ def _plot(path: Path, table: dict[str, dict[str, float]]) -> None:
 
 def _batch_norm_rows(ctx: BenchContext) -> tuple[list[dict[str, Any]], str]:
     """The default model with Keras' BatchNormalization vs tenfold's fused one, both precisions."""
+    import keras
     import tensorflow as tf
 
-    import tenfold
-
-    def make(norm: str) -> Callable[[], Any]:
-        return lambda: tenfold.models.small_resnet((32, 32, 3), 10, width=32, blocks=(1, 1, 1), norm=norm)
-
-    import keras
-
     keras.utils.set_random_seed(ctx.seed)
-    weights = make("bn")().get_weights()  # the same variables in the same order for both
+    weights = _resnet("bn")().get_weights()  # the same variables in the same order for both
     batch = 64 if ctx.quick else 128
     x, y = _data((32, 32, 3), batch, ctx.seed)
     xt, yt = tf.constant(x), tf.constant(y)
     settings = {
-        f"{policy}, {label}": _Variant(policy, make(norm), weights, ctx.seed)
+        f"{policy}, {label}": _Variant(policy, _resnet(norm), weights, ctx.seed)
         for policy in ("float32", "mixed_bfloat16")
         for norm, label in (("keras_bn", "Keras BN"), ("bn", "fused BN"))
     }
