@@ -29,6 +29,7 @@ OPTIMIZERS: dict[str, Callable[[float], keras.optimizers.Optimizer]] = {
     "Adam": lambda lr: keras.optimizers.Adam(lr),
     "Keras Adafactor": lambda lr: keras.optimizers.Adafactor(lr),
     "tenfold Adafactor": lambda lr: Adafactor(lr),
+    "tenfold Adafactor (β₁ 0.9)": lambda lr: Adafactor(lr, beta_1=0.9),
     "SM3 (momentum 0)": lambda lr: SM3(lr, momentum=0.0),
     "SM3 (momentum 0.9)": lambda lr: SM3(lr, momentum=0.9),
     "AGC(SGD 0.9)": lambda lr: AGC(keras.optimizers.SGD(lr, momentum=0.9), clipping=0.01,
@@ -42,14 +43,19 @@ GRIDS: dict[str, tuple[float, ...]] = {
     "Adam": (1e-4, 3e-4, 1e-3, 3e-3, 1e-2),
     "Keras Adafactor": (1e-3, 1e-2, 1e-1),
     "tenfold Adafactor": (3e-3, 1e-2, 3e-2, 1e-1, 3e-1),
+    "tenfold Adafactor (β₁ 0.9)": (3e-3, 1e-2, 3e-2),
     "SM3 (momentum 0)": (1e-3, 3e-3, 1e-2, 3e-2, 1e-1),
     "SM3 (momentum 0.9)": (1e-3, 3e-3, 1e-2, 3e-2, 1e-1),
     "AGC(SGD 0.9)": (1e-2, 3e-2, 1e-1),
 }
 # the rate each optimizer is timed and its state counted with (state does not depend on it)
 DEFAULT_RATES = {"Adam": 1e-3, "Keras Adafactor": 1e-3, "tenfold Adafactor": 1e-2,
+                 "tenfold Adafactor (β₁ 0.9)": 1e-2,
                  "SM3 (momentum 0)": 1e-2, "SM3 (momentum 0.9)": 1e-2, "AGC(SGD 0.9)": 3e-2}
 SUBLINEAR = ("tenfold Adafactor", "SM3 (momentum 0)")
+# longer runs of Adam and the sub-linear optimizers at their best 80-step rates: does the
+# loss gap close with training? (training-set loss at these steps)
+HORIZON = (80, 160, 320, 640)
 
 
 def _digits() -> tuple[np.ndarray, np.ndarray]:
@@ -143,6 +149,21 @@ def _batches(x: np.ndarray, y: np.ndarray, steps: int, batch: int, seed: int) ->
     return out
 
 
+def _horizon(build: Callable[[], keras.Model], weights: list[np.ndarray], x: np.ndarray,
+             y: np.ndarray, seed: int, rates: dict[str, float]) -> dict[str, list[float]]:
+    """Training-set loss at each step of ``HORIZON`` for each optimizer at its given rate."""
+    batches = _batches(x, y, HORIZON[-1], 64, seed)  # the first 80 are the grid's batches
+    out: dict[str, list[float]] = {}
+    for name, rate in rates.items():
+        trainer = _Trainer(build, weights, lambda name=name, rate=rate: OPTIMIZERS[name](rate))
+        out[name] = []
+        for i, (bx, by) in enumerate(batches, 1):
+            trainer.step(bx, by)
+            if i in HORIZON:
+                out[name].append(trainer.loss(x, y))
+    return out
+
+
 def _plot_state(table: dict[str, dict[str, float]], path: str) -> None:
     import matplotlib
 
@@ -215,6 +236,7 @@ def optimizers_benchmark(ctx: BenchContext) -> BenchResult:
     best_rates: dict[str, dict[str, float]] = {}
     time_table: dict[str, dict[str, float]] = {}
     curves: dict[str, dict[str, list[float]]] = {}
+    horizon: dict[str, dict[str, list[float]]] = {}
     for label, (kind, build, build_train, train_label) in models.items():
         ctx.log(f"  {label}")
         x = _inputs(kind, x8)
@@ -254,6 +276,11 @@ def optimizers_benchmark(ctx: BenchContext) -> BenchResult:
             best_rates[train_label][name] = best[1]
             curves[train_label][f"{name}, lr {best[1]:g}"] = best[2]
         loss_table[train_label] = {n: finals[n][0] for n in OPTIMIZERS}
+        if not ctx.quick:
+            ctx.log(f"    {train_label}: {HORIZON[-1]} steps of Adam and the sub-linear optimizers")
+            horizon[train_label] = _horizon(
+                build_train, weights, x, y, ctx.seed,
+                {n: best_rates[train_label][n] for n in ("Adam", *SUBLINEAR)})
         for name in SUBLINEAR:
             result.rows.append(ratio_row(
                 f"final loss after {steps} steps{tuned}, {train_label}", finals, "Adam",
@@ -296,6 +323,18 @@ def optimizers_benchmark(ctx: BenchContext) -> BenchResult:
         f"Training-set loss after {steps} steps at each optimizer's best rate of its grid "
         "(batch 64, same initial weights and batches)", loss_table, ".4f"))
     result.tables.append(table("Best learning rate of the grid", best_rates, "g"))
+    if horizon:
+        lines = ["**Longer runs: training-set loss / Adam's at more steps** (each at its best "
+                 "80-step rate; Adam's own loss in brackets)", "",
+                 "| model | optimizer | " + " | ".join(f"{k} steps" for k in HORIZON) + " |",
+                 "|---|---|" + "---|" * len(HORIZON)]
+        for label, by_opt in horizon.items():
+            adam = by_opt["Adam"]
+            lines.append(f"| {label} | Adam | " + " | ".join(f"1 ({a:.3g})" for a in adam) + " |")
+            for name in SUBLINEAR:
+                lines.append(f"| {label} | {name} | "
+                             + " | ".join(f"{v / a:.2f}" for v, a in zip(by_opt[name], adam)) + " |")
+        result.tables.append("\n".join(lines))
     result.tables.append(table("Step time / Keras Adafactor's (interleaved, median)", time_table, ".3f"))
     ctx.out_dir.mkdir(parents=True, exist_ok=True)
     state_png = str(ctx.out_dir / "optimizers_state.png")
@@ -324,8 +363,19 @@ def optimizers_benchmark(ctx: BenchContext) -> BenchResult:
             "keeps their full second moment there (the paper's rule, min_dim_size_to_factor=128)."
         ),
         (
-            "SM3 with momentum 0.9 keeps a full-size momentum slot (0.5× Adam); only momentum 0 "
-            "is sub-linear. AGC(SGD) state is SGD's momentum slot."
+            "SM3 with momentum 0.9 and Adafactor with β₁ = 0.9 keep a full-size momentum slot "
+            "(0.5× Adam's state); only the momentum-free ones are sub-linear. AGC(SGD) state "
+            "is SGD's momentum slot."
+        ),
+        (
+            "Longer runs (the last table; rates not re-tuned for the longer horizon): "
+            "Adafactor catches up with Adam and then passes it on the MLP and the CNN, where "
+            "every loss heads to zero (ratios of near-zero losses swing with Adam's loss "
+            "spikes); on the Transformer block it stays 1.4-2.9× behind. SM3 without momentum "
+            "falls further behind everywhere: its accumulators only grow (an AdaGrad), so its "
+            "step keeps shrinking. With momentum (β₁ = 0.9) Adafactor beats Adam's 80-step loss "
+            "on the MLP and the Transformer (0.92×, 0.94×; 1.8× on the CNN), at 0.5× Adam's "
+            "state."
         ),
     ]
     result.seconds = time.perf_counter() - start

@@ -2,7 +2,8 @@
 
 Smith 2017 (https://arxiv.org/abs/1506.01186, table 1) counts the iterations a cyclical
 schedule needs to reach the accuracy of the best fixed learning rate (2.8× fewer on
-CIFAR-10). Here, on digits with a small CNN and SGD + momentum 0.9, for three seeds:
+CIFAR-10). Here, on digits with a small CNN and SGD + momentum 0.9, for seven seeds (the
+issue asks for at least three; with three, the per-seed ratios' IQR straddled the goal):
 
 * A: every rate of a small grid, fixed; the best one (highest median final accuracy)
   is the baseline;
@@ -34,6 +35,9 @@ BATCH = 32
 MOMENTUM = 0.9
 # CLR half-cycle lengths in epochs: the low end of Smith's recommended 2-10, and 4
 STEP_SIZES = (2, 4)
+# seven seeds: with three, the interquartile range of the per-seed ratios (0.57-0.76)
+# straddled the goal, so three could not decide it
+SEEDS = 7
 
 
 def _model(input_shape: tuple[int, ...], num_classes: int, seed: int) -> keras.Model:
@@ -139,7 +143,7 @@ def schedules(ctx: BenchContext) -> BenchResult:
     if ctx.quick:
         seeds, grid, iterations, every = [0], [0.01, 0.1], 340, 17
     else:
-        seeds, grid, iterations, every = [0, 1, 2], [0.003, 0.01, 0.03, 0.1, 0.3], 1360, 17
+        seeds, grid, iterations, every = list(range(SEEDS)), [0.003, 0.01, 0.03, 0.1, 0.3], 1360, 17
     fixed: dict[float, list[list[tuple[int, float]]]] = {lr: [] for lr in grid}
     cyclic: dict[int, list[list[tuple[int, float]]]] = {k: [] for k in STEP_SIZES}
     found: list[tuple[float, float]] = []
