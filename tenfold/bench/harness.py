@@ -196,18 +196,38 @@ def render(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def at_a_glance(results: list[dict[str, Any]]) -> str:
+    """Markdown table: per benchmark, how many of its goal rows are met, and the unmet ones.
+
+    Example:
+    >>> row = {"metric": "speed", "b": "fast", "ratio": 1.2, "goal": "≤ 1.1", "goal_met": False}
+    >>> print(at_a_glance([{"name": "demo", "rows": [row]}]).splitlines()[-1])
+    | [demo](#demo) | 0 of 1 | speed, fast: **1.200** (goal ≤ 1.1) |
+    """
+    lines = ["| benchmark | goals met | not met |", "|---|---|---|"]
+    for result in results:
+        judged = [r for r in result.get("rows", []) if r.get("goal_met") is not None]
+        unmet = [f"{r['metric']}, {r.get('b', 'B')}: **{r['ratio']:.3f}** (goal {r.get('goal', '?')})"
+                 for r in judged if not r["goal_met"]]
+        count = f"{len(judged) - len(unmet)} of {len(judged)}" if judged else "–"
+        mode = " (quick)" if result.get("quick") else ""
+        lines.append(f"| [{result['name']}](#{result['name']}){mode} | {count} | "
+                     f"{'; '.join(unmet) or '–'} |")
+    return "\n".join(lines)
+
+
 def write_results_md(results_dir: Path = RESULTS_DIR, target: Path | None = None) -> Path:
-    """Rebuild RESULTS.md from every ``results_dir/*.json``."""
+    """Rebuild RESULTS.md from every ``results_dir/*.json``: a summary, then one section each."""
     target = target or results_dir.parent / "RESULTS.md"
-    sections = []
-    for path in sorted(results_dir.glob("*.json")):
-        sections.append(render(json.loads(path.read_text(encoding="utf-8"))))
+    results = [json.loads(path.read_text(encoding="utf-8"))
+               for path in sorted(results_dir.glob("*.json"))]
     header = (
         "# Benchmark results\n\n"
         "Each benchmark compares A (the plain Keras way) with B (the technique) in one process, "
         "interleaved after a warm-up; ratios are medians of per-round B/A with their "
         "interquartile range. Regenerate a section with the command under it "
-        "(`tenfold bench NAME`); this file is rebuilt from `benchmarks/results/*.json`.\n"
+        "(`tenfold bench NAME`); this file is rebuilt from `benchmarks/results/*.json`.\n\n"
+        "## At a glance\n\n" + at_a_glance(results) + "\n"
     )
-    target.write_text(header + "\n" + "\n".join(sections), encoding="utf-8")
+    target.write_text(header + "\n" + "\n".join(render(r) for r in results), encoding="utf-8")
     return target
