@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from tenfold._plot import pyplot, save_figure
 from tenfold.bench.harness import BenchContext, BenchResult, benchmark, interleave, ratio_row
 
 R_TARGET = 4.0
@@ -96,11 +97,7 @@ class _Budget:
 
 
 def _plot(path: Path, factors: list[int], ratios: list[float], accuracies: list[float], r: float) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.6))
     a.plot(factors, ratios, "o-", label="measured")
     a.plot(factors, [min(e, r) for e in factors], "k--", label="ideal min(e, R)")
@@ -114,10 +111,7 @@ def _plot(path: Path, factors: list[int], ratios: list[float], accuracies: list[
     b.set_xlabel("echo factor e")
     b.set_ylabel("test accuracy (%)")
     b.set_title("equal wall-clock budget")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 @benchmark("echo", "Data echoing: steps/s and accuracy at equal wall time when the input pipeline is ~4x slower than a step")

@@ -23,6 +23,7 @@ import keras
 import numpy as np
 
 from tenfold import models, reparam
+from tenfold._plot import pyplot, save_figure
 from tenfold.bench.harness import BenchContext, BenchResult, benchmark, interleave, ratio_row
 from tenfold.env import environment
 
@@ -169,11 +170,7 @@ def _ebn(ctx: BenchContext, result: BenchResult) -> None:
 
 
 def _plot_ebn(out_dir: Path, batch_sizes: tuple[int, ...], accuracy: dict[str, dict[int, list[float]]]) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     for norm, label in NORMS.items():
         means = [np.mean(accuracy[norm][b]) for b in batch_sizes]
@@ -188,11 +185,8 @@ def _plot_ebn(out_dir: Path, batch_sizes: tuple[int, ...], accuracy: dict[str, d
     ax.set_title("digits, small ResNet: normalization vs batch size")
     ax.grid(alpha=0.3)
     ax.legend()
-    out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "layers_ebn.png"
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
     return str(path)
 
 

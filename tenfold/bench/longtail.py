@@ -19,6 +19,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from tenfold._plot import pyplot, save_figure
 from tenfold._tf import tensorflow
 from tenfold.bench.harness import BenchContext, BenchResult, benchmark, interleave, ratio_row
 from tenfold.callbacks import DeferredReweighting
@@ -223,11 +224,7 @@ def _table(imbalance: int, runs: list[dict[str, dict[str, float]]], counts: list
 
 def _plot(results: dict[int, list[dict[str, dict[str, float]]]], extras: dict[int, list[dict[str, Any]]],
           out_dir: Path) -> list[str]:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     paths = []
     fig, axes = plt.subplots(1, len(results), figsize=(6.5 * len(results), 4.8), squeeze=False)
     for ax, (imbalance, runs) in zip(axes[0], sorted(results.items(), reverse=True)):
@@ -244,10 +241,8 @@ def _plot(results: dict[int, list[dict[str, dict[str, float]]]], extras: dict[in
         ax.set_title(f"long-tailed digits, imbalance {imbalance}")
         ax.grid(axis="y", alpha=0.3)
         ax.legend(fontsize=8, loc="upper center", ncol=4)
-    fig.tight_layout()
     path = out_dir / "longtail.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
     paths.append(path)
 
     imbalance = max(extras)
@@ -261,10 +256,8 @@ def _plot(results: dict[int, list[dict[str, dict[str, float]]]], extras: dict[in
     ax.set_xticks(range(len(per)))
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
     path = out_dir / "longtail_per_class.png"
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
     paths.append(path)
     return [str(p) for p in paths]
 

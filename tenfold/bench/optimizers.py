@@ -21,6 +21,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from tenfold._plot import pyplot, save_figure
 from tenfold._tf import tensorflow
 from tenfold.bench.harness import BenchContext, BenchResult, benchmark, interleave, ratio_row
 from tenfold.optimizers import AGC, SM3, Adafactor, state_bytes
@@ -165,11 +166,7 @@ def _horizon(build: Callable[[], keras.Model], weights: list[np.ndarray], x: np.
 
 
 def _plot_state(table: dict[str, dict[str, float]], path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     models = list(table)
     names = [n for n in OPTIMIZERS if n != "Adam"]
     fig, ax = plt.subplots(figsize=(8, 4))
@@ -182,17 +179,11 @@ def _plot_state(table: dict[str, dict[str, float]], path: str) -> None:
     ax.set_ylabel("optimizer state / Adam's")
     ax.set_title("Optimizer state relative to Adam")
     ax.legend(fontsize=7, ncol=2)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _plot_curves(curves: dict[str, dict[str, list[float]]], path: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, axes = plt.subplots(1, len(curves), figsize=(4 * len(curves), 3.4))
     for ax, (model, by_opt) in zip(np.atleast_1d(axes), curves.items()):
         for name, values in by_opt.items():
@@ -203,9 +194,7 @@ def _plot_curves(curves: dict[str, dict[str, list[float]]], path: str) -> None:
         ax.set_yscale("log")
     np.atleast_1d(axes)[0].set_ylabel("training loss (batch, smoothed)")
     np.atleast_1d(axes)[-1].legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 @benchmark(

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from tenfold._plot import pyplot, save_figure
 from tenfold.bench.harness import BenchContext, BenchResult, benchmark, interleave, ratio_row
 
 VARIANTS = {
@@ -105,11 +106,7 @@ class _Variant:
 
 
 def _plot(path: Path, table: dict[str, dict[str, float]]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     names = list(VARIANTS)
     fig, ax = plt.subplots(figsize=(9, 3.6))
     width = 0.8 / len(table)
@@ -121,10 +118,7 @@ def _plot(path: Path, table: dict[str, dict[str, float]]) -> None:
     ax.set_ylabel("throughput ÷ float32")
     ax.set_title("training throughput by precision (median of interleaved rounds)")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _batch_norm_rows(ctx: BenchContext) -> tuple[list[dict[str, Any]], str]:

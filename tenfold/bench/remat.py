@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from tenfold._plot import pyplot, save_figure
 from tenfold.bench.harness import BenchContext, BenchResult, benchmark, interleave, ratio_row
 
 
@@ -89,11 +90,7 @@ def _step_fn(model: Any) -> Callable[[Any, Any], Any]:
 
 
 def _plot(path: Path, curves: dict[str, dict[str, list[float]]]) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.6))
     for label, c in curves.items():
         a.plot(c["segments"], c["memory"], "o-", label=label)
@@ -108,10 +105,7 @@ def _plot(path: Path, curves: dict[str, dict[str, list[float]]]) -> None:
         ax.legend(fontsize=8)
     a.set_title("peak memory of a training step")
     b.set_title("step time")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 @benchmark("remat", "Gradient recomputation: peak memory and step time of deep MLP/ResNet vs the number of segments")

@@ -25,6 +25,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from tenfold._plot import pyplot, save_figure
 from tenfold._tf import tensorflow
 from tenfold.bench.harness import BenchContext, BenchResult, benchmark, ratio_row
 from tenfold.data import load
@@ -102,11 +103,7 @@ def _final(points: list[tuple[int, float]], k: int = 3) -> float:
 
 
 def _plot(curves: dict[str, list[list[tuple[int, float]]]], target: float, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 4.2))
     for (label, runs), color in zip(curves.items(), ("C0", "C3", "C1", "C2")):
         for i, points in enumerate(runs):
@@ -119,10 +116,7 @@ def _plot(curves: dict[str, list[list[tuple[int, float]]]], target: float, path:
     ax.set_ylabel("test accuracy")
     ax.set_title("digits, small CNN, SGD + momentum 0.9 (one line per seed)")
     ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def _relative(path: Path, base: Path) -> str:

@@ -20,6 +20,7 @@ import keras
 import numpy as np
 
 from tenfold._api import export
+from tenfold._plot import pyplot, save_figure
 from tenfold.callbacks.cycle_momentum import innermost_optimizer
 
 SWEEP_MODES = ("exponential", "linear")
@@ -97,11 +98,7 @@ class LRFinderResult:
 
     def plot(self, path: str | os.PathLike[str], *, title: str = "LR range test") -> None:
         """Save the smoothed loss against the rate (log x) with the suggestion marked."""
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-
+        plt = pyplot()
         fig, ax = plt.subplots(figsize=(6.4, 4.2))
         ax.plot(self.learning_rates, self.losses, color="0.75", lw=0.8, label="loss")
         filtered = self.filtered_losses
@@ -124,9 +121,7 @@ class LRFinderResult:
         ax.set_ylabel("training loss")
         ax.set_title(title)
         ax.legend(fontsize=8)
-        fig.tight_layout()
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
+        save_figure(fig, path)
 
 
 def smooth(losses: list[float] | np.ndarray, beta: float = 0.98) -> np.ndarray:

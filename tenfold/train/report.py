@@ -10,21 +10,13 @@ from typing import Any
 
 import numpy as np
 
+from tenfold._plot import pyplot, save_figure
 from tenfold.train.logging import read_csv, write_csv_atomic
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def plot_history(history_csv: Path, out: Path) -> Path:
     """Loss and accuracy per epoch, training and validation."""
-    plt = _pyplot()
+    plt = pyplot()
     _, rows = read_csv(history_csv)
     epochs = [int(r["epoch"]) for r in rows]
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
@@ -37,25 +29,21 @@ def plot_history(history_csv: Path, out: Path) -> Path:
         ax.set_title(key)
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    save_figure(fig, out)
     return out
 
 
 def plot_learning_rate(curve: list[float], out: Path, csv_out: Path, steps_per_epoch: int) -> Path:
     """Learning rate per optimizer step."""
     write_csv_atomic(csv_out, ["step", "learning_rate"], [[i, v] for i, v in enumerate(curve)])
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7, 3.5))
     ax.plot(np.arange(len(curve)), curve)
     ax.set_xlabel(f"step ({steps_per_epoch} per epoch)")
     ax.set_ylabel("learning rate")
     ax.set_title("learning rate per step")
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    save_figure(fig, out)
     return out
 
 
@@ -77,7 +65,7 @@ def plot_per_class(
         ["class", "name", "train_count", *[f"accuracy_{k}" for k in labels]],
         [[c, class_names[c], class_counts[c], *[per_class[k][c] for k in labels]] for c in order],
     )
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(max(6, 0.5 * len(order) + 2), 4))
     width = 0.8 / max(1, len(labels))
     x = np.arange(len(order))
@@ -91,9 +79,7 @@ def plot_per_class(
     ax.grid(alpha=0.3, axis="y")
     if len(labels) > 1:
         ax.legend()
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
+    save_figure(fig, out)
     return out
 
 
