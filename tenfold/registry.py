@@ -18,10 +18,11 @@ ValueError: Unknown conv 'plian'. Did you mean 'plain'? Accepted: ...
 from __future__ import annotations
 
 import builtins
-import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from tenfold._validate import suggest
 
 
 @dataclass(frozen=True)
@@ -91,10 +92,6 @@ def entries(kind: str) -> builtins.list[Entry]:
     return [table[n] for n in sorted(table)]
 
 
-def suggest(value: str, choices: builtins.list[str]) -> str:
-    """A 'Did you mean ...?' phrase for ``value`` among ``choices`` ('' when none is close)."""
-    close = difflib.get_close_matches(value, choices, n=1, cutoff=0.5)
-    return f" Did you mean {close[0]!r}?" if close else ""
 
 
 def get(kind: str, name: str) -> Any:
