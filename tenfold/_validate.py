@@ -128,7 +128,7 @@ def boolean(name: str, value: Any) -> bool:
     """``True`` or ``False`` (NumPy booleans too); never a truthy string or number."""
     if isinstance(value, bool):
         return value
-    if type(value).__name__ == "bool_":  # numpy.bool_
+    if type(value).__name__ in ("bool_", "bool") and getattr(value, "dtype", None) is not None:  # numpy.bool_
         return bool(value)
     raise TypeError(f"{name} must be True or False, received {value!r} of type {type(value).__name__}.")
 
