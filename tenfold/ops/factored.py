@@ -9,6 +9,7 @@ References:
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -39,6 +40,50 @@ def factored_dims(
     if shape[first] < min_dim_size_to_factor:
         return None
     return (min(first, second), max(first, second))
+
+
+def factored_split(
+    shape: Sequence[int], *, factored: bool = True, min_dim_size_to_factor: int = 128
+) -> int | None:
+    """Where Adafactor's ``factoring="by_layer"`` cuts ``shape`` into (input) × (output).
+
+    A kernel of shape ``(d₁, …, d_k)`` is seen as the matrix ``(d₁⋯d_s) × (d_{s+1}⋯d_k)``
+    for the cut ``s`` (1 ≤ s < k) whose smaller side is largest (ties go to the later cut);
+    the result is that ``s``, or None when the smaller side is below
+    ``min_dim_size_to_factor`` (or the tensor has rank < 2). The optimizer sees variables,
+    not layers, and this rule recovers the layers' axis groups from the shape alone:
+
+    - Dense ``(in, out)``: the one cut, ``in × out``;
+    - EinsumDense / MultiHeadAttention query, key and value ``(in, heads, dim)``:
+      ``in × (heads·dim)``; attention output ``(heads, dim, out)``: ``(heads·dim) × out``;
+    - ConvND ``(k₁, …, in, out)``: ``(k₁⋯in) × out`` (spatial × input, then output), since
+      a spatial extent is smaller than the channel counts.
+
+    Example:
+    >>> factored_split((256, 8, 32))   # query kernel: 256 × 256
+    1
+    >>> factored_split((8, 32, 256))   # attention output kernel: 256 × 256
+    2
+    >>> factored_split((3, 3, 256, 512))   # conv: 2304 × 512
+    3
+    >>> factored_split((3, 3, 64, 64)) is None   # 576 × 64: 64 < 128
+    True
+    """
+    shape = tuple(int(d) for d in shape)
+    if not factored or len(shape) < 2:
+        return None
+    best, best_side = None, -1
+    for cut in range(1, len(shape)):
+        side = min(math.prod(shape[:cut]), math.prod(shape[cut:]))
+        if side >= best_side:
+            best, best_side = cut, side
+    return best if best_side >= min_dim_size_to_factor else None
+
+
+def grouped_shape(shape: Sequence[int], cut: int) -> tuple[int, int]:
+    """``(d₁⋯d_cut, d_{cut+1}⋯d_k)``: the matrix :func:`factored_split` factors."""
+    shape = tuple(int(d) for d in shape)
+    return math.prod(shape[:cut]), math.prod(shape[cut:])
 
 
 def rms(x: Any) -> Any:

@@ -6,6 +6,7 @@ import pytest
 
 import tenfold
 from tenfold.ops import factored_dims
+from tenfold.ops.factored import factored_split
 from tenfold.optimizers import Adafactor, state_bytes
 
 
@@ -13,10 +14,26 @@ def rms(a):
     return np.sqrt(np.mean(np.square(a)))
 
 
+def bfloat16_round(a):
+    """float64 → float32 → bfloat16 (round to nearest, ties to even), back as float64."""
+    bits = np.asarray(a, np.float32).view(np.uint32).astype(np.uint64)
+    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+    return bits.astype(np.uint32).view(np.float32).astype(np.float64)
+
+
+def bfloat16_truncate(a):
+    bits = np.asarray(a, np.float32).view(np.uint32) & np.uint32(0xFFFF0000)
+    return bits.view(np.float32).astype(np.float64)
+
+
 def reference_adafactor(x0, grads, *, factor_axes=None, learning_rate=None, relative_step=True,
                         beta_1=None, decay_rate=0.8, eps1=1e-30, eps2=1e-3, clip=1.0,
-                        scale=True):
-    """Alg. 4 (factored, with the paper's row/column *sums*) and Alg. 5 (unfactored)."""
+                        scale=True, momentum_store=None, state=None):
+    """Alg. 4 (factored, with the paper's row/column *sums*) and Alg. 5 (unfactored).
+
+    ``momentum_store`` rounds the stored momentum (the applied update stays exact);
+    ``state`` (a dict) receives the final R, C (as sums), V and m.
+    """
     x = np.asarray(x0, np.float64).copy()
     cap = 1e-2 if learning_rate is None else learning_rate
     R = C = V = m = None
@@ -43,9 +60,11 @@ def reference_adafactor(x0, grads, *, factor_axes=None, learning_rate=None, rela
         alpha = max(eps2, rms(x)) * rho if scale else rho
         update = alpha * u
         if beta_1 is not None:
-            m = (1 - beta_1) * update if m is None else beta_1 * m + (1 - beta_1) * update
-            update = m
+            update = (1 - beta_1) * update if m is None else beta_1 * m + (1 - beta_1) * update
+            m = update if momentum_store is None else momentum_store(update)
         x = x - update
+    if state is not None:
+        state.update(R=R, C=C, V=V, m=m)
     return x
 
 
@@ -79,7 +98,7 @@ CASES = [
 def test_matches_paper_reference(shape, min_dim, axes):
     assert factored_dims(shape, min_dim_size_to_factor=min_dim) == axes
     x0, grads = random_problem(shape, seed=len(shape))
-    got = run(Adafactor(min_dim_size_to_factor=min_dim), x0, grads)
+    got = run(Adafactor(min_dim_size_to_factor=min_dim, factoring="largest_axes"), x0, grads)
     want = reference_adafactor(x0, grads, factor_axes=axes)
     np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6)
 
@@ -199,30 +218,74 @@ def test_get_config_has_every_argument_and_default_learning_rate_is_none():
     config = Adafactor().get_config()
     for key in ("learning_rate", "relative_step", "beta_1", "decay_rate", "epsilon_1",
                 "epsilon_2", "clip_threshold", "multiply_by_parameter_scale", "factored",
-                "min_dim_size_to_factor"):
+                "min_dim_size_to_factor", "momentum_dtype", "factoring"):
         assert key in config
     assert config["learning_rate"] is None
+    assert (config["momentum_dtype"], config["factoring"]) == ("float32", "by_layer")
+    other = Adafactor(beta_1=0.9, momentum_dtype="bfloat16", factoring="largest_axes")
+    assert Adafactor.from_config(other.get_config()).get_config() == other.get_config()
     assert Adafactor.from_config(config).get_config() == config
     assert tenfold.registry.get("optimizers", "Adafactor") is Adafactor
 
 
 @pytest.mark.parametrize(
-    "kwargs,exc,text",
+    "kwargs,exc,message",
     [
-        (dict(learning_rate=-0.1), ValueError, "learning_rate"),
-        (dict(learning_rate="fast"), TypeError, "learning_rate"),
-        (dict(learning_rate=None, relative_step=False), ValueError, "relative_step"),
-        (dict(beta_1=1.0), ValueError, "beta_1"),
-        (dict(decay_rate=0.0), ValueError, "decay_rate"),
-        (dict(epsilon_1=-1.0), ValueError, "epsilon_1"),
-        (dict(clip_threshold=0.0), ValueError, "clip_threshold"),
-        (dict(min_dim_size_to_factor=0), ValueError, "min_dim_size_to_factor"),
-        (dict(relative_step="yes"), TypeError, "relative_step"),
+        (dict(learning_rate=-0.1), ValueError, "learning_rate must be a number > 0, received -0.1."),
+        (dict(learning_rate=float("inf")), ValueError,
+         "learning_rate must be a finite number, received inf."),
+        (dict(learning_rate="fast"), TypeError,
+         "learning_rate must be a finite number, received 'fast' of type str. None or a "
+         "LearningRateSchedule is accepted too."),
+        (dict(learning_rate=None, relative_step=False), ValueError,
+         "learning_rate=None means the relative step min(1e-2, 1/sqrt(t)), which needs "
+         "relative_step=True; received relative_step=False."),
+        (dict(relative_step="yes"), TypeError,
+         "relative_step must be True or False, received 'yes' of type str."),
+        (dict(beta_1=1.0), ValueError, "beta_1 must be a number >= 0 and < 1, received 1.0."),
+        (dict(beta_1=-0.1), ValueError, "beta_1 must be a number >= 0 and < 1, received -0.1."),
+        (dict(beta_1=float("nan")), ValueError,
+         "beta_1 must be a finite number or None, received nan."),
+        (dict(decay_rate=0.0), ValueError,
+         "decay_rate must be a number > 0 and <= 1, received 0.0."),
+        (dict(decay_rate=1.5), ValueError,
+         "decay_rate must be a number > 0 and <= 1, received 1.5."),
+        (dict(epsilon_1=0.0), ValueError, "epsilon_1 must be a number > 0, received 0.0."),
+        (dict(epsilon_1=-1.0), ValueError, "epsilon_1 must be a number > 0, received -1.0."),
+        (dict(epsilon_2=float("inf")), ValueError,
+         "epsilon_2 must be a finite number, received inf."),
+        (dict(clip_threshold=0.0), ValueError,
+         "clip_threshold must be a number > 0, received 0.0."),
+        (dict(clip_threshold=float("inf")), ValueError,
+         "clip_threshold must be a finite number or None, received inf."),
+        (dict(multiply_by_parameter_scale=1), TypeError,
+         "multiply_by_parameter_scale must be True or False, received 1 of type int."),
+        (dict(factored="no"), TypeError, "factored must be True or False, received 'no'"),
+        (dict(min_dim_size_to_factor=0), ValueError,
+         "min_dim_size_to_factor must be an integer >= 1, received 0."),
+        (dict(min_dim_size_to_factor=2.5), ValueError,
+         "min_dim_size_to_factor must be an integer, received 2.5."),
+        (dict(min_dim_size_to_factor=True), TypeError,
+         "min_dim_size_to_factor must be an integer, received the bool True."),
+        (dict(momentum_dtype="float16"), ValueError,
+         "momentum_dtype must be one of 'float32', 'bfloat16', received 'float16'."),
+        (dict(factoring="by_layers"), ValueError,
+         "factoring must be one of 'by_layer', 'largest_axes', received 'by_layers'. "
+         "Did you mean 'by_layer'?"),
     ],
 )
-def test_bad_arguments(kwargs, exc, text):
-    with pytest.raises(exc, match=text):
+def test_bad_arguments(kwargs, exc, message):
+    with pytest.raises(exc) as info:
         Adafactor(**kwargs)
+    assert str(info.value).startswith(message), str(info.value)
+
+
+def test_accepted_edge_values():
+    opt = Adafactor(np.float32(0.5), beta_1=0.0, decay_rate=1.0, min_dim_size_to_factor=3.0)
+    assert (opt.beta_1, opt.decay_rate, opt.min_dim_size_to_factor) == (0.0, 1.0, 3)
+    assert isinstance(opt.min_dim_size_to_factor, int)
+    opt.build([keras.Variable(np.ones((4, 4), "float32"))])
+    assert not any(v.name.endswith("_m") for v in opt.variables)  # beta_1 = 0: no slot
 
 
 def test_zero_gradient_rows_and_columns_stay_finite():
@@ -237,3 +300,158 @@ def test_zero_gradient_rows_and_columns_stay_finite():
     assert np.all(np.isfinite(got))
     np.testing.assert_array_equal(got[:3], np.asarray(x0[:3], "float32"))
     np.testing.assert_allclose(got, reference_adafactor(x0, [g, g], factor_axes=(0, 1)), rtol=2e-5, atol=1e-7)
+
+
+# ---- factoring by layer -------------------------------------------------------------------
+
+GROUPED = [
+    # shape, min_dim, cut: (d1..d_cut) x (rest)
+    ((16, 4, 5), 8, 1),          # EinsumDense / MHA query kernel (in, heads, dim): 16 x 20
+    ((4, 5, 16), 8, 2),          # MHA output kernel (heads, dim, out): 20 x 16
+    ((3, 3, 4, 12), 8, 3),       # Conv2D (kh, kw, in, out): 36 x 12
+    ((3, 6, 10), 8, 2),          # Conv1D (k, in, out): 18 x 10
+    ((9, 14), 8, 1),             # Dense
+]
+
+
+@pytest.mark.parametrize("shape,min_dim,cut", GROUPED, ids=[str(c[0]) for c in GROUPED])
+def test_by_layer_factors_the_grouped_matrix(shape, min_dim, cut):
+    assert factored_split(shape, min_dim_size_to_factor=min_dim) == cut
+    n = int(np.prod(shape[:cut]))
+    x0, grads = random_problem(shape, steps=5, seed=len(shape) + 10)
+    opt = Adafactor(min_dim_size_to_factor=min_dim, beta_1=0.5)
+    got = run(opt, x0, grads)
+    # the reference sees the tensor as the (input group) x (output group) matrix
+    state = {}
+    want = reference_adafactor(
+        x0.reshape(n, -1), [g.reshape(n, -1) for g in grads], factor_axes=(0, 1), beta_1=0.5,
+        state=state,
+    ).reshape(shape)
+    np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6)
+    m_cols = int(np.prod(shape[cut:]))
+    row, col = np.asarray(opt._row[0]), np.asarray(opt._col[0])
+    assert row.shape == (n,) and col.shape == (m_cols,)
+    np.testing.assert_allclose(row, state["R"] / m_cols, rtol=2e-5)  # means, the paper's sums
+    np.testing.assert_allclose(col, state["C"] / n, rtol=2e-5)
+    # and it is not the largest-axes rule (which keeps the small axes in R and C)
+    other = run(Adafactor(min_dim_size_to_factor=min_dim, beta_1=0.5, factoring="largest_axes"),
+                x0, grads)
+    if len(shape) > 2:
+        assert np.max(np.abs(other - got)) > 1e-4
+
+
+def test_by_layer_rule_on_keras_layers():
+    seq = keras.Input((16, 256))
+    x = keras.layers.MultiHeadAttention(8, 32, name="mha")(seq, seq)
+    x = keras.layers.Conv1D(512, 3, name="conv1d")(x)
+    image = keras.Input((8, 8, 256))
+    y = keras.layers.Conv2D(128, 3, name="conv2d")(image)
+    y = keras.layers.Conv2D(64, 1, name="narrow")(y)
+    y = keras.layers.DepthwiseConv2D(3, name="depthwise")(y)
+    model = keras.Model([seq, image], [x, y])
+    cuts = {v.path: factored_split(v.shape) for v in model.trainable_variables
+            if len(v.shape) >= 2}
+    assert cuts == {
+        "mha/query/kernel": 1, "mha/key/kernel": 1, "mha/value/kernel": 1,  # 256 x (8·32)
+        "mha/query/bias": None, "mha/key/bias": None, "mha/value/bias": None,  # 8 x 32
+        "mha/attention_output/kernel": 2,                                 # (8·32) x 256
+        "conv1d/kernel": 2,                                                # (3·256) x 512
+        "conv2d/kernel": 3,                                                # (3·3·256) x 128
+        "narrow/kernel": None,                                             # 128 x 64
+        "depthwise/kernel": None,                                          # 9 x 64
+    }
+    assert factored_split((3, 3, 1, 128)) is None  # 9 x 128: 9 < 128
+    assert factored_split((128, 128, 128)) == 2    # a tie goes to the later cut
+    assert factored_split((256, 8, 32), factored=False) is None
+    assert factored_split((300,)) is None
+    assert factored_split(()) is None
+
+
+def _mha_encoder(blocks, d_model=256, heads=8, ff=1024, seq=16, vocab=1000, classes=10):
+    inputs = keras.Input((seq,), dtype="int32")
+    x = keras.layers.Embedding(vocab, d_model, name="embed")(inputs)
+    for i in range(blocks):
+        attn = keras.layers.MultiHeadAttention(heads, d_model // heads, name=f"mha{i}")(x, x)
+        x = keras.layers.LayerNormalization(name=f"norm{i}a")(x + attn)
+        h = keras.layers.Dense(ff, activation="gelu", name=f"ff{i}a")(x)
+        x = keras.layers.LayerNormalization(name=f"norm{i}b")(x + keras.layers.Dense(
+            d_model, name=f"ff{i}b")(h))
+    x = keras.layers.GlobalAveragePooling1D()(x)
+    return keras.Model(inputs, keras.layers.Dense(classes, name="classifier")(x))
+
+
+def _state_ratio(model, make):
+    adam = keras.optimizers.Adam()
+    adam.build(model.trainable_variables)
+    opt = make()
+    opt.build(model.trainable_variables)
+    return state_bytes(opt) / state_bytes(adam)
+
+
+def test_state_on_attention_encoders():
+    two, six = _mha_encoder(2), _mha_encoder(6)
+    free = _state_ratio(two, Adafactor)
+    paper = _state_ratio(two, lambda: Adafactor(factoring="largest_axes"))
+    assert free < 0.02 < 0.1 < paper   # the paper's rule keeps the attention kernels' V
+    assert _state_ratio(six, Adafactor) <= 0.02
+    bf16 = _state_ratio(six, lambda: Adafactor(beta_1=0.9, momentum_dtype="bfloat16"))
+    f32 = _state_ratio(six, lambda: Adafactor(beta_1=0.9))
+    assert bf16 <= 0.26 < 0.5 <= f32
+
+
+def test_state_on_resnet50_with_bfloat16_momentum():
+    model = keras.applications.ResNet50(weights=None)
+    assert _state_ratio(model, lambda: Adafactor(beta_1=0.9, momentum_dtype="bfloat16")) <= 0.26
+
+
+# ---- bfloat16 momentum --------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape,min_dim", [((12, 10), 4), ((7,), 4), ((3, 3, 4, 8), 8)], ids=str)
+def test_bfloat16_momentum_matches_rounded_reference(shape, min_dim):
+    x0, grads = random_problem(shape, steps=6, seed=20 + len(shape))
+    opt = Adafactor(0.05, beta_1=0.9, momentum_dtype="bfloat16", min_dim_size_to_factor=min_dim)
+    got = run(opt, x0, grads)
+    m = opt._momentum[0]
+    assert keras.backend.standardize_dtype(m.dtype) == "bfloat16"
+    cut = factored_split(shape, min_dim_size_to_factor=min_dim)
+    n = int(np.prod(shape[:cut])) if cut else None
+    as_matrix = (lambda a: a.reshape(n, -1)) if cut else (lambda a: a)
+    kw = dict(factor_axes=(0, 1) if cut else None, learning_rate=0.05, beta_1=0.9)
+    state = {}
+    want = reference_adafactor(as_matrix(x0), [as_matrix(g) for g in grads],
+                               momentum_store=bfloat16_round, state=state, **kw).reshape(shape)
+    np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6)
+    stored = np.asarray(keras.ops.cast(m, "float32"), np.float64)
+    np.testing.assert_allclose(stored, state["m"].reshape(shape), rtol=1e-6, atol=0)
+    # the rounding matters and is to nearest even, not truncation nor float32
+    truncated = reference_adafactor(as_matrix(x0), [as_matrix(g) for g in grads],
+                                    momentum_store=bfloat16_truncate, **kw).reshape(shape)
+    full = reference_adafactor(as_matrix(x0), [as_matrix(g) for g in grads], **kw).reshape(shape)
+    assert np.max(np.abs(truncated - got)) > 20 * np.max(np.abs(want - got))
+    assert np.max(np.abs(full - got)) > 20 * np.max(np.abs(want - got))
+
+
+def test_bfloat16_momentum_state_bytes():
+    model = keras.Sequential([keras.Input((256,)), keras.layers.Dense(512)])
+    params = model.count_params()
+    sizes = {}
+    for dtype in ("float32", "bfloat16"):
+        opt = Adafactor(beta_1=0.9, momentum_dtype=dtype)
+        opt.build(model.trainable_variables)
+        sizes[dtype] = state_bytes(opt)
+    free = Adafactor()
+    free.build(model.trainable_variables)
+    assert sizes["float32"] - state_bytes(free) == 4 * params
+    assert sizes["bfloat16"] - state_bytes(free) == 2 * params
+
+
+def test_bfloat16_momentum_trains_in_fit_with_jit():
+    rng = np.random.default_rng(30)
+    x = rng.normal(size=(64, 12)).astype("float32")
+    y = (x[:, 0] > 0).astype("int32")
+    model = keras.Sequential([keras.Input((12,)), keras.layers.Dense(16, activation="relu"),
+                              keras.layers.Dense(2)])
+    model.compile(Adafactor(0.1, beta_1=0.9, momentum_dtype="bfloat16", min_dim_size_to_factor=4),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=True)
+    history = model.fit(x, y, batch_size=16, epochs=4, verbose=0)
+    assert history.history["loss"][-1] < 0.8 * history.history["loss"][0]
