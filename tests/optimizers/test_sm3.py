@@ -8,7 +8,15 @@ import tensorflow as tf
 from tenfold.optimizers import SM3, state_bytes
 
 
-def reference_sm3(x0, grads, *, lr, momentum=0.9, epsilon=0.0):
+def bfloat16_round(a):
+    """float64 → float32 → bfloat16 (round to nearest, ties to even), back as float64."""
+    bits = np.asarray(a, np.float32).view(np.uint32).astype(np.uint64)
+    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+    return bits.astype(np.uint32).view(np.float32).astype(np.float64)
+
+
+def reference_sm3(x0, grads, *, lr, momentum=0.9, epsilon=0.0, momentum_store=None, state=None):
+    """SM3-II; ``momentum_store`` rounds the stored momentum (the applied step stays exact)."""
     x = np.asarray(x0, np.float64).copy()
     shape = x.shape
     if not shape:
@@ -33,8 +41,11 @@ def reference_sm3(x0, grads, *, lr, momentum=0.9, epsilon=0.0):
         denom = nu + epsilon
         safe = np.where(denom > 0, denom, 1.0)
         u = np.where(denom > 0, g / np.sqrt(safe), 0.0)
-        m = momentum * m + (1 - momentum) * u if momentum > 0 else u
-        x = x - lr * m
+        step = momentum * m + (1 - momentum) * u if momentum > 0 else u
+        m = step if momentum_store is None else momentum_store(step)
+        x = x - lr * step
+    if state is not None:
+        state.update(m=m, accs=accs)
     return x
 
 
@@ -67,7 +78,7 @@ def test_zero_over_zero_is_zero():
     x0 = np.ones((3, 4))
     g = np.zeros((3, 4))
     g[0, 0] = 1.0
-    got = run(SM3(0.1, momentum=0.0), x0, [g, g])
+    got = run(SM3(0.1, momentum=0.0, epsilon=0.0), x0, [g, g])
     assert np.all(np.isfinite(got))
     expected = np.ones((3, 4))
     expected[0, 0] = 1 - 0.1 * (1 + 1 / np.sqrt(2))
@@ -151,22 +162,93 @@ def test_trains_an_embedding_model_with_sparse_gradients():
 
 
 @pytest.mark.parametrize(
-    "args,kwargs,exc,text",
+    "args,kwargs,exc,message",
     [
-        ((-0.1,), {}, ValueError, "learning_rate"),
-        (("big",), {}, TypeError, "learning_rate"),
-        ((0.1,), dict(momentum=1.0), ValueError, "momentum"),
-        ((0.1,), dict(momentum=-0.1), ValueError, "momentum"),
-        ((0.1,), dict(epsilon=-1e-8), ValueError, "epsilon"),
+        ((-0.1,), {}, ValueError, "learning_rate must be a number > 0, received -0.1."),
+        ((0.0,), {}, ValueError, "learning_rate must be a number > 0, received 0.0."),
+        ((float("nan"),), {}, ValueError, "learning_rate must be a finite number, received nan."),
+        (("big",), {}, TypeError,
+         "learning_rate must be a finite number, received 'big' of type str. A "
+         "LearningRateSchedule is accepted too."),
+        ((None,), {}, TypeError, "learning_rate must be a finite number, received None"),
+        ((0.1,), dict(momentum=1.0), ValueError,
+         "momentum must be a number >= 0 and < 1, received 1.0."),
+        ((0.1,), dict(momentum=-0.1), ValueError,
+         "momentum must be a number >= 0 and < 1, received -0.1."),
+        ((0.1,), dict(momentum="high"), TypeError,
+         "momentum must be a finite number, received 'high' of type str."),
+        ((0.1,), dict(epsilon=-1e-8), ValueError, "epsilon must be a number >= 0, received -1e-08."),
+        ((0.1,), dict(epsilon=float("inf")), ValueError,
+         "epsilon must be a finite number, received inf."),
+        ((0.1,), dict(momentum_dtype="bf16"), ValueError,
+         "momentum_dtype must be one of 'float32', 'bfloat16', received 'bf16'."),
     ],
 )
-def test_bad_arguments(args, kwargs, exc, text):
-    with pytest.raises(exc, match=text):
+def test_bad_arguments(args, kwargs, exc, message):
+    with pytest.raises(exc) as info:
         SM3(*args, **kwargs)
+    assert str(info.value).startswith(message), str(info.value)
+
+
+def test_defaults_and_numpy_scalars():
+    opt = SM3(np.float32(0.5), momentum=np.float64(0.0))
+    assert opt.epsilon == 1e-8 and opt.momentum == 0.0 and opt.momentum_dtype == "float32"
+    assert isinstance(opt.get_config()["momentum"], float)
 
 
 def test_config_round_trip_keeps_arguments():
-    opt = SM3(0.25, momentum=0.5, epsilon=1e-6)
+    opt = SM3(0.25, momentum=0.5, epsilon=1e-6, momentum_dtype="bfloat16")
     config = opt.get_config()
     assert (config["learning_rate"], config["momentum"], config["epsilon"]) == (0.25, 0.5, 1e-6)
+    assert config["momentum_dtype"] == "bfloat16"
     assert SM3.from_config(config).get_config() == config
+
+
+@pytest.mark.parametrize("shape", [(7, 5), (11,), (3, 3, 4, 6)], ids=str)
+def test_bfloat16_momentum_matches_rounded_reference(shape):
+    x0, grads = problem(shape, steps=6, seed=40 + len(shape))
+    opt = SM3(0.1, momentum=0.9, epsilon=1e-8, momentum_dtype="bfloat16")
+    got = run(opt, x0, grads)
+    m = opt._momenta[0]
+    assert keras.backend.standardize_dtype(m.dtype) == "bfloat16"
+    state = {}
+    want = reference_sm3(x0, grads, lr=0.1, epsilon=1e-8, momentum_store=bfloat16_round,
+                         state=state)
+    np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6)
+    stored = np.asarray(keras.ops.cast(m, "float32"), np.float64)
+    np.testing.assert_allclose(stored, state["m"], rtol=1e-6, atol=0)
+    full = reference_sm3(x0, grads, lr=0.1, epsilon=1e-8)
+    assert np.max(np.abs(full - got)) > 20 * np.max(np.abs(want - got))
+
+
+def test_bfloat16_momentum_state_bytes_and_sparse_rows():
+    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Conv2D(16, 3),
+                              keras.layers.Flatten(), keras.layers.Dense(10)])
+    sizes = {}
+    for dtype in ("float32", "bfloat16"):
+        opt = SM3(0.1, momentum_dtype=dtype)
+        opt.build(model.trainable_variables)
+        sizes[dtype] = state_bytes(opt)
+    assert sizes["float32"] - sizes["bfloat16"] == 2 * model.count_params()
+    # sparse (Embedding) gradients: the touched rows of the bfloat16 slot, rounded
+    rng = np.random.default_rng(5)
+    var = keras.Variable(rng.normal(size=(6, 3)).astype("float32"))
+    opt = SM3(0.1, momentum_dtype="bfloat16")
+    opt.build([var])
+    values = rng.normal(size=(2, 3))
+    opt.apply([_embedding_grad([1, 4], values, 6, 3)], [var])
+    m = np.asarray(keras.ops.cast(opt._momenta[0], "float32"), np.float64)
+    u = values / np.sqrt(values ** 2 + 1e-8)
+    np.testing.assert_array_equal(m[[1, 4]], bfloat16_round(0.1 * u))
+    np.testing.assert_array_equal(m[[0, 2, 3, 5]], 0.0)
+
+
+def test_epsilon_damps_round_off_gradients_only():
+    # the first step is g/|g| = ±1 with epsilon 0 whatever |g|; 1e-8 damps |g| << 1e-4 only
+    x0 = np.zeros(4)
+    g = np.array([3e-9, -2e-9, 1e-2, -0.5])
+    exact = run(SM3(1.0, momentum=0.0, epsilon=0.0), x0, [g])
+    np.testing.assert_allclose(exact, -np.sign(g), rtol=1e-6)
+    damped = run(SM3(1.0, momentum=0.0), x0, [g])
+    np.testing.assert_allclose(damped, -g / np.sqrt(g * g + 1e-8), rtol=1e-5)
+    assert np.all(np.abs(damped[:2]) < 1e-4) and np.all(np.abs(damped[2:]) > 0.99)
