@@ -235,10 +235,11 @@ class _Deployer:
     def producer(self, layer: Any, em: _Emitter, x: Any, norm: Any, *, key: str = "", scale: float | None = None) -> Any:
         """A conv/dense-like layer as its plain deploy form, ``norm`` and ``scale`` folded in."""
         policy = self.policy_for(layer)
+        pad = 0
         if isinstance(layer, BranchBlock):
             if not layer.built:
                 raise ValueError(f"{type(layer).__name__} {layer.name!r} must be built before deploy.")
-            pad = branch_padding(layer)
+            pad = branch_padding(layer, tuple(x.shape))
             if pad:
                 x = em(f"{key}_pad" if key else "pad",
                        lambda name: keras.layers.ZeroPadding2D(pad, dtype=policy, name=name), (x,))
@@ -252,8 +253,9 @@ class _Deployer:
             assign_weights(new, values, what=f"layer {layer.name!r}")
 
         folded = norm is not None or isinstance(layer, BranchBlock)
-        return em(key, lambda name: deploy_form(layer, folded=folded, dtype=policy, name=name), (x,),
-                  weights=weights)
+        padded = pad > 0
+        return em(key, lambda name: deploy_form(layer, folded=folded, dtype=policy, name=name, padded=padded),
+                  (x,), weights=weights)
 
     def norm(self, layer: Any, em: _Emitter, args: tuple, kwargs: dict) -> Any:
         """A norm that stays: Keras' ``BatchNormalization`` with its four statistics.

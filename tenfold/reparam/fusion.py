@@ -17,6 +17,7 @@ bias (:func:`tenfold.ops.fusion.fold_batch_norm`).
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import keras
@@ -153,19 +154,19 @@ def _finish(layer: Any, kernel: np.ndarray, norm: Any) -> list[np.ndarray]:
     return list(_folded(kernel, _bias(layer, out), norm))
 
 
-def deploy_form(layer: Any, *, folded: bool, dtype: Any, name: str) -> keras.layers.Layer:
+def deploy_form(layer: Any, *, folded: bool, dtype: Any, name: str, padded: bool = False) -> keras.layers.Layer:
     """A new, unbuilt plain Keras layer computing producer ``layer`` (a norm folded in or not).
 
-    ``ACBlock``/``RepVGGBlock`` → a ``Conv2D`` (``k×k``, the block's strides, ``"same"``
-    for stride-1 ``"same"`` blocks, else ``"valid"`` after the block's symmetric padding,
-    which the caller adds as a ``ZeroPadding2D``, see :func:`branch_padding`); ``WSConv*``
+    ``ACBlock``/``RepVGGBlock`` → a ``Conv2D`` (``k×k``, the block's strides and padding;
+    ``padded``: ``"valid"`` after the block's symmetric padding, which the caller adds as a
+    ``ZeroPadding2D``, see :func:`branch_padding`); ``WSConv*``
     / ``WSDense`` → ``Conv*`` / ``Dense``; every other producer → its own class. With
     ``folded`` the layer has a bias.
     """
     if isinstance(layer, BranchBlock):
         return keras.layers.Conv2D(
             layer.filters, layer.kernel_size, strides=layer.strides,
-            padding="same" if branch_padding(layer) == 0 and layer.padding == "same" else "valid",
+            padding="same" if layer.padding == "same" and not padded else "valid",
             use_bias=True, dtype=dtype, name=name,
         )
     config = {k: v for k, v in layer.get_config().items() if k not in _WS_ONLY_KEYS}
@@ -175,9 +176,36 @@ def deploy_form(layer: Any, *, folded: bool, dtype: Any, name: str) -> keras.lay
     return plain_class(layer).from_config(config)
 
 
-def branch_padding(block: BranchBlock) -> int:
-    """Symmetric padding a block's fused ``Conv2D`` needs before it (0: the conv pads itself)."""
-    return 0 if block._native_same else block.pad
+def keras_same_is_symmetric(size: int | None, kernel: int, stride: int) -> bool:
+    """Whether Keras' ``"same"`` pads ``(kernel - 1) / 2`` on both sides of an axis of ``size``.
+
+    Always at stride 1 (odd kernel); at stride ``s`` only for sizes where the total padding
+    ``(ceil(size / s) - 1) · s + kernel - size`` is ``kernel - 1`` or ``kernel`` (stride 2:
+    odd sizes).
+
+    Example:
+    >>> keras_same_is_symmetric(9, 3, 2), keras_same_is_symmetric(8, 3, 2)
+    (True, False)
+    """
+    if stride == 1:
+        return True
+    if size is None:
+        return False
+    total = max((math.ceil(size / stride) - 1) * stride + kernel - size, 0)
+    return total // 2 == (kernel - 1) // 2
+
+
+def branch_padding(block: BranchBlock, input_shape: tuple[int | None, ...]) -> int:
+    """Padding a block's fused ``Conv2D`` needs in a ``ZeroPadding2D`` before it.
+
+    0 where the conv can pad itself: ``"valid"``, or ``"same"`` where Keras' padding is the
+    block's symmetric one for this input (:func:`keras_same_is_symmetric`).
+    """
+    if block.padding != "same":
+        return 0
+    if all(keras_same_is_symmetric(size, block.kernel_size, block.strides) for size in input_shape[1:3]):
+        return 0
+    return block.pad
 
 
 def fused_counterpart(layer: keras.layers.Layer) -> keras.layers.Layer:
