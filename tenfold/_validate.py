@@ -219,3 +219,17 @@ def ordered(low_name: str, low: float, high_name: str, high: float, *, strict: b
     if low > high or (strict and low == high):
         rel = "<" if strict else "<="
         raise ValueError(f"{low_name} must be {rel} {high_name}, received {low!r} and {high!r}.")
+
+
+def keras_object(name: str, value: Any, getter: Any, accepted: str) -> Any:
+    """``getter(value)`` (e.g. ``keras.initializers.get``), its error re-raised naming ``name``.
+
+    Keras' own lookup says "Could not interpret initializer identifier: 0" without saying
+    which argument; this keeps its answer and adds the argument and what is accepted.
+    """
+    try:
+        return getter(value)
+    except (ValueError, TypeError) as err:
+        raise type(err)(
+            f"{name} must be {accepted}, received {value!r} of type {type(value).__name__}."
+        ) from err

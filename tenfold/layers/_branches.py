@@ -22,15 +22,10 @@ import keras
 import numpy as np
 from keras import ops
 
+from tenfold import _validate as v
 from tenfold.ops.fusion import fold_batch_norm, identity_kernel, pad_kernel
 
 PADDINGS = ("same", "valid")
-
-
-def _check_int(name: str, value: Any, *, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or int(value) < minimum:
-        raise ValueError(f"{name} must be an int >= {minimum}, received {value!r}.")
-    return int(value)
 
 
 class Branch:
@@ -67,30 +62,28 @@ class BranchBlock(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.filters = _check_int("filters", filters)
-        self.kernel_size = _check_int("kernel_size", kernel_size)
+        self.filters = v.integer("filters", filters, low=1)
+        self.kernel_size = v.integer("kernel_size", kernel_size, low=1)
         if self.kernel_size % 2 == 0:
             raise ValueError(
                 f"kernel_size must be odd (the branches are aligned on the kernel centre), "
                 f"received {kernel_size!r}."
             )
-        self.strides = _check_int("strides", strides)
-        if padding not in PADDINGS:
-            raise ValueError(f"padding must be one of {PADDINGS}, received {padding!r}.")
-        self.padding = padding
-        for name, value in (("use_bias", use_bias), ("deploy", deploy)):
-            if not isinstance(value, bool):
-                raise TypeError(f"{name} must be a bool, received {value!r}.")
-        if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"momentum must be a float in [0, 1], received {momentum!r}.")
-        if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not epsilon > 0:
-            raise ValueError(f"epsilon must be a positive float, received {epsilon!r}.")
-        self.use_bias = use_bias
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
-        self.momentum = float(momentum)
-        self.epsilon = float(epsilon)
-        self.deploy = deploy
+        self.strides = v.integer("strides", strides, low=1)
+        self.padding = v.choice("padding", padding, PADDINGS)
+        self.use_bias = v.boolean("use_bias", use_bias)
+        self.kernel_initializer = v.keras_object(
+            "kernel_initializer", kernel_initializer, keras.initializers.get,
+            "a Keras initializer (a name such as 'he_normal', a config or an instance)",
+        )
+        self.kernel_regularizer = v.keras_object(
+            "kernel_regularizer", kernel_regularizer, keras.regularizers.get,
+            "None or a Keras regularizer (a name such as 'l2', a config or an instance)",
+        )
+        # the branch BatchNormalizations' momentum and epsilon, checked as there
+        self.momentum = v.fraction("momentum", momentum, open_high=True)
+        self.epsilon = v.number("epsilon", epsilon, low=0, high=1, low_open=True, high_open=True)
+        self.deploy = v.boolean("deploy", deploy)
         object.__setattr__(self, "_branch_list", [])
         self.fused: keras.layers.Layer | None = None
 

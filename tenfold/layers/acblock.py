@@ -39,7 +39,11 @@ class ACBlock(BranchBlock):
         use_bias: bool. Biases in the branch convolutions (redundant before BN).
             Defaults to `False`.
         kernel_initializer, kernel_regularizer: of the branch convolutions.
-        momentum, epsilon: of the branch BatchNormalizations.
+        momentum: float in [0, 1). Momentum of the branch BatchNormalizations' moving
+            statistics. Defaults to `0.99`.
+        epsilon: float in (0, 1). Added to the branch norms' variance; a guard against a
+            zero variance (at 1 or more it would outweigh the variance of unit-scale
+            activations and the norms would stop normalizing). Defaults to `1e-3`.
         deploy: bool. The fused form (one ``Conv2D`` named ``fused``); set by
             :func:`tenfold.reparam.deploy`. Defaults to `False`.
 

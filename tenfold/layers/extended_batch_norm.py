@@ -12,6 +12,7 @@ from typing import Any
 import keras
 from keras import ops
 
+from tenfold import _validate as v
 from tenfold._api import export
 from tenfold.testing import ContractExample
 
@@ -61,8 +62,10 @@ class ExtendedBatchNormalization(keras.layers.Layer):
 
     Args:
         axis: int. The channel axis. Defaults to `-1`.
-        momentum: float. Momentum of the moving statistics. Defaults to `0.99`.
-        epsilon: float. Added to the variance. Defaults to `1e-3`.
+        momentum: float in [0, 1). Momentum of the moving statistics. Defaults to `0.99`.
+        epsilon: float in (0, 1). Added to the variance, a guard against a zero variance
+            (at 1 or more it outweighs the variance of unit-scale activations and the layer
+            no longer normalizes). Defaults to `1e-3`.
         center: bool. Learn the offset ``beta``. Defaults to `True`.
         scale: bool. Learn the scale ``gamma``. Defaults to `True`.
         variance_groups: int. Number of channel groups sharing one variance; must divide
@@ -98,33 +101,32 @@ class ExtendedBatchNormalization(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if isinstance(axis, bool) or not isinstance(axis, int):
-            raise TypeError(f"axis must be an int, received {axis!r}.")
-        if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) or not 0.0 <= momentum <= 1.0:
-            raise ValueError(f"momentum must be a float in [0, 1], received {momentum!r}.")
-        if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not epsilon > 0:
-            raise ValueError(f"epsilon must be a positive float, received {epsilon!r}.")
-        if isinstance(variance_groups, bool) or not isinstance(variance_groups, int) or variance_groups < 1:
-            raise ValueError(
-                f"variance_groups must be a positive int dividing the channels, received {variance_groups!r}."
-            )
-        for name, value in (("center", center), ("scale", scale)):
-            if not isinstance(value, bool):
-                raise TypeError(f"{name} must be a bool, received {value!r}.")
-        self.axis = int(axis)
-        self.momentum = float(momentum)
-        self.epsilon = float(epsilon)
-        self.center = center
-        self.scale = scale
-        self.variance_groups = int(variance_groups)
-        self.beta_initializer = keras.initializers.get(beta_initializer)
-        self.gamma_initializer = keras.initializers.get(gamma_initializer)
-        self.moving_mean_initializer = keras.initializers.get(moving_mean_initializer)
-        self.moving_variance_initializer = keras.initializers.get(moving_variance_initializer)
-        self.beta_regularizer = keras.regularizers.get(beta_regularizer)
-        self.gamma_regularizer = keras.regularizers.get(gamma_regularizer)
-        self.beta_constraint = keras.constraints.get(beta_constraint)
-        self.gamma_constraint = keras.constraints.get(gamma_constraint)
+        self.axis = v.integer("axis", axis)
+        self.momentum = v.fraction("momentum", momentum, open_high=True)
+        self.epsilon = v.number("epsilon", epsilon, low=0, high=1, low_open=True, high_open=True)
+        self.center = v.boolean("center", center)
+        self.scale = v.boolean("scale", scale)
+        self.variance_groups = v.integer("variance_groups", variance_groups, low=1)
+        initializer = "a Keras initializer (a name such as 'zeros', a config or an instance)"
+        self.beta_initializer = v.keras_object(
+            "beta_initializer", beta_initializer, keras.initializers.get, initializer)
+        self.gamma_initializer = v.keras_object(
+            "gamma_initializer", gamma_initializer, keras.initializers.get, initializer)
+        self.moving_mean_initializer = v.keras_object(
+            "moving_mean_initializer", moving_mean_initializer, keras.initializers.get, initializer)
+        self.moving_variance_initializer = v.keras_object(
+            "moving_variance_initializer", moving_variance_initializer, keras.initializers.get,
+            initializer)
+        regularizer = "None or a Keras regularizer (a name such as 'l2', a config or an instance)"
+        self.beta_regularizer = v.keras_object(
+            "beta_regularizer", beta_regularizer, keras.regularizers.get, regularizer)
+        self.gamma_regularizer = v.keras_object(
+            "gamma_regularizer", gamma_regularizer, keras.regularizers.get, regularizer)
+        constraint = "None or a Keras constraint (a name such as 'non_neg', a config or an instance)"
+        self.beta_constraint = v.keras_object(
+            "beta_constraint", beta_constraint, keras.constraints.get, constraint)
+        self.gamma_constraint = v.keras_object(
+            "gamma_constraint", gamma_constraint, keras.constraints.get, constraint)
         self.supports_masking = True
         self.gamma = None
         self.beta = None

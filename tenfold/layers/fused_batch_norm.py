@@ -18,6 +18,7 @@ from typing import Any
 
 import keras
 
+from tenfold import _validate as v
 from tenfold._api import export
 from tenfold.testing import ContractExample
 
@@ -44,7 +45,15 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     ``tenfold.reparam.deploy`` folds it into the convolution before it like Keras' layer.
 
     Args:
-        Those of ``keras.layers.BatchNormalization``.
+        axis: int. The feature axis. Defaults to `-1`.
+        momentum: float in [0, 1). Momentum of the moving statistics. Defaults to `0.99`.
+        epsilon: float in (0, 1). Added to the variance, a guard against a zero variance;
+            at 1 or more it outweighs the variance of unit-scale activations and the layer
+            no longer normalizes, so larger values are refused. Defaults to `1e-3`.
+        center: bool. Learn the offset ``beta``. Defaults to `True`.
+        scale: bool. Learn the scale ``gamma``. Defaults to `True`.
+        **kwargs: any other ``keras.layers.BatchNormalization`` argument (initializers,
+            regularizers, ``renorm``, ``synchronized``, ``name``, ``dtype``, ...).
 
     Example:
     >>> layer = tenfold.layers.FusedBatchNormalization()
@@ -53,6 +62,24 @@ class FusedBatchNormalization(keras.layers.BatchNormalization):
     >>> bool(abs(y.mean()) < 1e-4), bool(abs(y.std() - 1.0) < 1e-3)
     (True, True)
     """
+
+    def __init__(
+        self,
+        axis: int = -1,
+        momentum: float = 0.99,
+        epsilon: float = 1e-3,
+        center: bool = True,
+        scale: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            axis=v.integer("axis", axis),
+            momentum=v.fraction("momentum", momentum, open_high=True),
+            epsilon=v.number("epsilon", epsilon, low=0, high=1, low_open=True, high_open=True),
+            center=v.boolean("center", center),
+            scale=v.boolean("scale", scale),
+            **kwargs,
+        )
 
     def _fusable(self, inputs: Any, mask: Any) -> bool:
         if keras.backend.backend() != "tensorflow" or mask is not None:

@@ -14,6 +14,7 @@ from typing import Any
 import keras
 from keras import ops
 
+from tenfold import _validate as v
 from tenfold._api import export
 from tenfold.testing import ContractExample
 
@@ -35,7 +36,9 @@ class NormedDense(keras.layers.Layer):
 
     Args:
         units: int. Number of classes (output features).
-        epsilon: float. Floor on the norms. Defaults to `1e-12`.
+        epsilon: float in (0, 1). Floor on the norms, a guard against dividing by 0; at 1
+            or more, vectors shorter than it would no longer be normalized and the outputs
+            would not be cosines. Defaults to `1e-12`.
         kernel_initializer: Keras initializer of the kernel. Defaults to
             `"glorot_uniform"`.
         kernel_regularizer: optional Keras regularizer of the kernel.
@@ -58,14 +61,16 @@ class NormedDense(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        if isinstance(units, bool) or not isinstance(units, int) or units < 1:
-            raise ValueError(f"units must be a positive int, received {units!r}.")
-        if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not epsilon > 0:
-            raise ValueError(f"epsilon must be a float > 0, received {epsilon!r}.")
-        self.units = units
-        self.epsilon = float(epsilon)
-        self.kernel_initializer = keras.initializers.get(kernel_initializer)
-        self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
+        self.units = v.integer("units", units, low=1)
+        self.epsilon = v.number("epsilon", epsilon, low=0, high=1, low_open=True, high_open=True)
+        self.kernel_initializer = v.keras_object(
+            "kernel_initializer", kernel_initializer, keras.initializers.get,
+            "a Keras initializer (a name such as 'glorot_uniform', a config or an instance)",
+        )
+        self.kernel_regularizer = v.keras_object(
+            "kernel_regularizer", kernel_regularizer, keras.regularizers.get,
+            "None or a Keras regularizer (a name such as 'l2', a config or an instance)",
+        )
         self.input_spec = keras.layers.InputSpec(min_ndim=2)
 
     def build(self, input_shape: tuple[int | None, ...]) -> None:

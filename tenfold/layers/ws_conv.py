@@ -15,21 +15,23 @@ from typing import Any
 import keras
 from keras import ops
 
+from tenfold import _validate as v
 from tenfold._api import export
 from tenfold.ops.standardize import standardize_kernel
 from tenfold.testing import ContractExample
 
 
-def _check_epsilon(epsilon: Any) -> float:
-    if isinstance(epsilon, bool) or not isinstance(epsilon, (int, float)) or not epsilon > 0:
-        raise ValueError(f"epsilon must be a positive float, received {epsilon!r}.")
-    return float(epsilon)
+def _ws_arguments(use_gain: Any, epsilon: Any) -> tuple[bool, float]:
+    """``use_gain`` and ``epsilon`` of the WS layers, checked.
 
-
-def _check_use_gain(use_gain: Any) -> bool:
-    if not isinstance(use_gain, bool):
-        raise TypeError(f"use_gain must be a bool, received {use_gain!r}.")
-    return use_gain
+    ``epsilon`` floors ``fan_in * variance``, which standardization brings to 1: a floor at
+    1 or above would stop standardizing every kernel whose ``fan_in * variance`` is below
+    it, so it must be in (0, 1).
+    """
+    return (
+        v.boolean("use_gain", use_gain),
+        v.number("epsilon", epsilon, low=0, high=1, low_open=True, high_open=True),
+    )
 
 
 class _Standardized:
@@ -120,7 +122,8 @@ class WSConv2D(_Standardized, keras.layers.Conv2D):
         kernel_size: int or pair of ints.
         use_gain: bool. Learn a per-output-channel gain (weight ``gain``, initialized to
             1). Defaults to `True`.
-        epsilon: float. Floor on ``fan_in * variance``. Defaults to `1e-4`.
+        epsilon: float in (0, 1). Floor on ``fan_in * variance`` (which standardization
+            brings to 1; a floor at 1 or more would stop it). Defaults to `1e-4`.
         **kwargs: any other `keras.layers.Conv2D` argument; ``kernel_initializer``
             defaults to ``"he_normal"`` (the scale is removed by standardization).
 
@@ -139,10 +142,13 @@ class WSConv2D(_Standardized, keras.layers.Conv2D):
         epsilon: float = 1e-4,
         **kwargs: Any,
     ) -> None:
+        use_gain, epsilon = _ws_arguments(use_gain, epsilon)
         kwargs.setdefault("kernel_initializer", "he_normal")
-        super().__init__(filters, kernel_size, *args, **kwargs)
-        self.use_gain = _check_use_gain(use_gain)
-        self.epsilon = _check_epsilon(epsilon)
+        super().__init__(
+            v.integer("filters", filters, low=1), v.int_or_ints("kernel_size", kernel_size, low=1),
+            *args, **kwargs,
+        )
+        self.use_gain, self.epsilon = use_gain, epsilon
         self.gain = None
 
     def build(self, input_shape: Any) -> None:
@@ -177,7 +183,8 @@ class WSConv1D(_Standardized, keras.layers.Conv1D):
         filters: int. Number of output channels.
         kernel_size: int.
         use_gain: bool. Learn a per-output-channel ``gain``. Defaults to `True`.
-        epsilon: float. Floor on ``fan_in * variance``. Defaults to `1e-4`.
+        epsilon: float in (0, 1). Floor on ``fan_in * variance`` (which standardization
+            brings to 1; a floor at 1 or more would stop it). Defaults to `1e-4`.
         **kwargs: any other `keras.layers.Conv1D` argument.
 
     Example:
@@ -194,10 +201,13 @@ class WSConv1D(_Standardized, keras.layers.Conv1D):
         epsilon: float = 1e-4,
         **kwargs: Any,
     ) -> None:
+        use_gain, epsilon = _ws_arguments(use_gain, epsilon)
         kwargs.setdefault("kernel_initializer", "he_normal")
-        super().__init__(filters, kernel_size, *args, **kwargs)
-        self.use_gain = _check_use_gain(use_gain)
-        self.epsilon = _check_epsilon(epsilon)
+        super().__init__(
+            v.integer("filters", filters, low=1), v.int_or_ints("kernel_size", kernel_size, low=1),
+            *args, **kwargs,
+        )
+        self.use_gain, self.epsilon = use_gain, epsilon
         self.gain = None
 
     def build(self, input_shape: Any) -> None:
@@ -226,7 +236,8 @@ class WSDense(_Standardized, keras.layers.Dense):
     Args:
         units: int. Output size.
         use_gain: bool. Learn a per-unit ``gain``. Defaults to `True`.
-        epsilon: float. Floor on ``fan_in * variance``. Defaults to `1e-4`.
+        epsilon: float in (0, 1). Floor on ``fan_in * variance`` (which standardization
+            brings to 1; a floor at 1 or more would stop it). Defaults to `1e-4`.
         **kwargs: any other `keras.layers.Dense` argument.
 
     Example:
@@ -242,10 +253,10 @@ class WSDense(_Standardized, keras.layers.Dense):
         epsilon: float = 1e-4,
         **kwargs: Any,
     ) -> None:
+        use_gain, epsilon = _ws_arguments(use_gain, epsilon)
         kwargs.setdefault("kernel_initializer", "he_normal")
-        super().__init__(units, *args, **kwargs)
-        self.use_gain = _check_use_gain(use_gain)
-        self.epsilon = _check_epsilon(epsilon)
+        super().__init__(v.integer("units", units, low=1), *args, **kwargs)
+        self.use_gain, self.epsilon = use_gain, epsilon
         self.gain = None
 
     def build(self, input_shape: Any) -> None:

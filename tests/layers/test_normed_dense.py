@@ -36,7 +36,7 @@ def test_zero_input_is_finite_and_bf16_output():
 
 
 def test_bad_input():
-    with pytest.raises(ValueError, match=r"units must be a positive int, received 0"):
+    with pytest.raises(ValueError, match=r"units must be an integer >= 1, received 0"):
         NormedDense(0)
-    with pytest.raises(ValueError, match=r"epsilon must be a float > 0, received 0"):
+    with pytest.raises(ValueError, match=r"epsilon must be a number > 0 and < 1, received 0"):
         NormedDense(3, epsilon=0)
