@@ -16,6 +16,7 @@ from typing import Any
 
 import keras
 
+from tenfold import _validate as v
 from tenfold._api import export
 from tenfold.ops.cyclical import (
     CYCLICAL_MODES,
@@ -23,7 +24,6 @@ from tenfold.ops.cyclical import (
     cyclical_learning_rate,
     cyclical_position,
 )
-from tenfold.schedules import _checks
 from tenfold.testing import ContractExample
 
 
@@ -76,28 +76,19 @@ class CyclicalLearningRate(keras.optimizers.schedules.LearningRateSchedule):
         name: str = "CyclicalLearningRate",
     ) -> None:
         super().__init__()
-        self.initial_learning_rate = _checks.non_negative(
-            "initial_learning_rate", initial_learning_rate
+        self.initial_learning_rate = v.non_negative("initial_learning_rate", initial_learning_rate)
+        self.maximal_learning_rate = v.number("maximal_learning_rate", maximal_learning_rate)
+        v.ordered(
+            "initial_learning_rate", self.initial_learning_rate,
+            "maximal_learning_rate", self.maximal_learning_rate, strict=False,
         )
-        self.maximal_learning_rate = _checks.number("maximal_learning_rate", maximal_learning_rate)
-        if self.maximal_learning_rate < self.initial_learning_rate:
-            raise ValueError(
-                "maximal_learning_rate must be >= initial_learning_rate, received "
-                f"maximal_learning_rate={maximal_learning_rate!r} < "
-                f"initial_learning_rate={initial_learning_rate!r}."
-            )
-        self.step_size = _checks.positive("step_size", step_size)
-        if float(step_size).is_integer() and not isinstance(step_size, float):
-            self.step_size = int(step_size)
-        self.mode = _checks.choice("mode", mode, CYCLICAL_MODES)
-        self.gamma = _checks.number("gamma", gamma)
-        if not 0.0 < self.gamma <= 1.0:
-            raise ValueError(f"gamma must be in (0, 1], received {gamma!r}.")
-        if scale_mode is not None:
-            _checks.choice("scale_mode", scale_mode, SCALE_MODES)
-        self.scale_mode = scale_mode
-        if not isinstance(name, str):
-            raise TypeError(f"name must be a string, received {name!r}.")
+        self.step_size = v.positive("step_size", step_size)
+        if self.step_size.is_integer() and not isinstance(step_size, float):
+            self.step_size = int(self.step_size)
+        self.mode = v.choice("mode", mode, CYCLICAL_MODES)
+        self.gamma = v.number("gamma", gamma, low=0, high=1, low_open=True)
+        self.scale_mode = v.choice("scale_mode", scale_mode, (None, *SCALE_MODES))
+        v.string("name", name)
         self.name = name
 
     def __call__(self, step: Any) -> Any:

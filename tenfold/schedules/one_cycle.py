@@ -15,9 +15,9 @@ from typing import Any
 import keras
 from keras import ops
 
+from tenfold import _validate as v
 from tenfold._api import export
 from tenfold.ops.cyclical import ANNEAL_STRATEGIES, one_cycle_learning_rate, one_cycle_phase
-from tenfold.schedules import _checks
 from tenfold.testing import ContractExample
 
 
@@ -64,22 +64,13 @@ class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
         name: str = "OneCycle",
     ) -> None:
         super().__init__()
-        self.maximal_learning_rate = _checks.positive("maximal_learning_rate", maximal_learning_rate)
-        if isinstance(total_steps, bool) or not isinstance(total_steps, int) or total_steps < 2:
-            raise ValueError(f"total_steps must be an int >= 2, received {total_steps!r}.")
-        self.total_steps = int(total_steps)
-        self.warmup_fraction = _checks.number("warmup_fraction", warmup_fraction)
-        if not 0.0 < self.warmup_fraction < 1.0:
-            raise ValueError(f"warmup_fraction must be in (0, 1), received {warmup_fraction!r}.")
-        self.div_factor = _checks.number("div_factor", div_factor)
-        if self.div_factor < 1.0:
-            raise ValueError(f"div_factor must be >= 1, received {div_factor!r}.")
-        self.final_div_factor = _checks.number("final_div_factor", final_div_factor)
-        if self.final_div_factor < 1.0:
-            raise ValueError(f"final_div_factor must be >= 1, received {final_div_factor!r}.")
-        self.anneal = _checks.choice("anneal", anneal, ANNEAL_STRATEGIES)
-        if not isinstance(name, str):
-            raise TypeError(f"name must be a string, received {name!r}.")
+        self.maximal_learning_rate = v.positive("maximal_learning_rate", maximal_learning_rate)
+        self.total_steps = v.integer("total_steps", total_steps, low=2)
+        self.warmup_fraction = v.fraction("warmup_fraction", warmup_fraction, open_low=True, open_high=True)
+        self.div_factor = v.number("div_factor", div_factor, low=1)
+        self.final_div_factor = v.number("final_div_factor", final_div_factor, low=1)
+        self.anneal = v.choice("anneal", anneal, ANNEAL_STRATEGIES)
+        v.string("name", name)
         self.name = name
 
     @property
