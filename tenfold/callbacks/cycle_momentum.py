@@ -15,6 +15,7 @@ from typing import Any
 import keras
 from keras import ops
 
+from tenfold import _validate as v
 from tenfold._api import export
 
 
@@ -118,18 +119,9 @@ class CycleMomentum(keras.callbacks.Callback):
 
     def __init__(self, base_momentum: float = 0.85, max_momentum: float = 0.95) -> None:
         super().__init__()
-        for name, value in (("base_momentum", base_momentum), ("max_momentum", max_momentum)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError(f"{name} must be a float, received {value!r}.")
-            if not 0.0 <= float(value) < 1.0:
-                raise ValueError(f"{name} must be in [0, 1), received {value!r}.")
-        if max_momentum < base_momentum:
-            raise ValueError(
-                f"max_momentum must be >= base_momentum, received max_momentum={max_momentum!r} "
-                f"< base_momentum={base_momentum!r}."
-            )
-        self.base_momentum = float(base_momentum)
-        self.max_momentum = float(max_momentum)
+        self.base_momentum = v.fraction("base_momentum", base_momentum, open_high=True)
+        self.max_momentum = v.fraction("max_momentum", max_momentum, open_high=True)
+        v.ordered("base_momentum", self.base_momentum, "max_momentum", self.max_momentum, strict=False)
         self._target: tuple[Any, str, Any] | None = None
 
     @staticmethod

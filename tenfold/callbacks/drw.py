@@ -14,6 +14,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from tenfold import _validate as v
 from tenfold._api import export
 from tenfold.ops.long_tail import class_balanced_weights, validate_class_counts
 
@@ -58,17 +59,10 @@ class DeferredReweighting(keras.callbacks.Callback):
     ) -> None:
         super().__init__()
         self.class_counts = validate_class_counts(class_counts)
-        if start_epoch is not None and (
-            isinstance(start_epoch, bool) or not isinstance(start_epoch, (int, np.integer)) or start_epoch < 0
-        ):
-            raise ValueError(f"start_epoch must be None or an int >= 0, received {start_epoch!r}.")
-        if isinstance(start_fraction, bool) or not isinstance(start_fraction, (int, float)) \
-                or not 0.0 <= start_fraction <= 1.0:
-            raise ValueError(f"start_fraction must be a float in [0, 1], received {start_fraction!r}.")
-        self.start_epoch = None if start_epoch is None else int(start_epoch)
-        self.start_fraction = float(start_fraction)
-        self.beta = float(beta)
-        self.weights = class_balanced_weights(self.class_counts, beta)
+        self.start_epoch = v.integer("start_epoch", start_epoch, low=0, allow_none=True)
+        self.start_fraction = v.fraction("start_fraction", start_fraction)
+        self.beta = v.fraction("beta", beta, open_high=True)
+        self.weights = class_balanced_weights(self.class_counts, self.beta)
         self.switch_epoch: int | None = None
         self.active = False
         self._synced = False

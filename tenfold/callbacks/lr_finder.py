@@ -19,6 +19,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from tenfold import _validate
 from tenfold._api import export
 from tenfold._plot import pyplot, save_figure
 from tenfold.callbacks.cycle_momentum import innermost_optimizer
@@ -252,35 +253,14 @@ class LRFinder(keras.callbacks.Callback):
         restore: bool = True,
     ) -> None:
         super().__init__()
-        for name, value in (("min_learning_rate", min_learning_rate),
-                            ("max_learning_rate", max_learning_rate)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise TypeError(f"{name} must be a float, received {value!r}.")
-            if not (math.isfinite(value) and value > 0):
-                raise ValueError(f"{name} must be a finite number > 0, received {value!r}.")
-        if max_learning_rate <= min_learning_rate:
-            raise ValueError(
-                "max_learning_rate must be > min_learning_rate, received "
-                f"max_learning_rate={max_learning_rate!r} <= "
-                f"min_learning_rate={min_learning_rate!r}."
-            )
-        if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 2:
-            raise ValueError(f"num_steps must be an int >= 2, received {num_steps!r}.")
-        if mode not in SWEEP_MODES:
-            raise ValueError(f"mode must be one of {SWEEP_MODES}, received {mode!r}.")
-        if not (isinstance(smoothing, (int, float)) and 0.0 <= smoothing < 1.0):
-            raise ValueError(f"smoothing must be in [0, 1), received {smoothing!r}.")
-        if not (isinstance(divergence_threshold, (int, float)) and divergence_threshold > 1.0):
-            raise ValueError(
-                f"divergence_threshold must be a number > 1, received {divergence_threshold!r}."
-            )
-        self.min_learning_rate = float(min_learning_rate)
-        self.max_learning_rate = float(max_learning_rate)
-        self.num_steps = int(num_steps)
-        self.mode = mode
-        self.smoothing = float(smoothing)
-        self.divergence_threshold = float(divergence_threshold)
-        self.restore = bool(restore)
+        self.min_learning_rate = _validate.positive("min_learning_rate", min_learning_rate)
+        self.max_learning_rate = _validate.positive("max_learning_rate", max_learning_rate)
+        _validate.ordered("min_learning_rate", self.min_learning_rate, "max_learning_rate", self.max_learning_rate)
+        self.num_steps = _validate.integer("num_steps", num_steps, low=2)
+        self.mode = _validate.choice("mode", mode, SWEEP_MODES)
+        self.smoothing = _validate.fraction("smoothing", smoothing, open_high=True)
+        self.divergence_threshold = _validate.number("divergence_threshold", divergence_threshold, low=1, low_open=True)
+        self.restore = _validate.boolean("restore", restore)
         self.result: LRFinderResult | None = None
         self._reset()
 

@@ -9,7 +9,12 @@ import keras
 import numpy as np
 from keras import ops
 
+from tenfold import _validate as v
 from tenfold.ops.long_tail import validate_class_counts
+
+#: Keras' reductions, and the weighted mean of PyTorch's weighted cross-entropy
+WEIGHTED_MEAN = "weighted_mean"
+REDUCTIONS = ("sum_over_batch_size", "sum", "mean", "mean_with_sample_weight", "none", None, WEIGHTED_MEAN)
 
 
 class LongTailLoss(keras.losses.Loss):
@@ -20,6 +25,13 @@ class LongTailLoss(keras.losses.Loss):
     multiplied into the per-example loss (``w[y_i] · ℓ_i``) before the reduction. It is a
     variable so that :class:`tenfold.callbacks.DeferredReweighting` can switch it during
     ``fit`` without recompiling; it is not part of the config.
+
+    ``reduction`` takes Keras' values (``"sum_over_batch_size"``, the default, divides
+    ``Σ w_y ℓ`` by the number of examples ``N``) and ``"weighted_mean"``, which divides it by
+    ``Σ w_y`` instead, as PyTorch's ``cross_entropy(weight=...)`` and the official LDAM-DRW
+    code do (with sample weights ``s``: ``Σ s w_y ℓ / Σ s w_y``). The two differ as soon as
+    the weights are not all ones: on counts ``[100, 10]``, DRW weights of β = 0.9999,
+    labels ``[0, 0, 0, 1]`` and zero logits, LDAM (scale 1) gives 0.5581 and 0.9439.
     """
 
     def __init__(
@@ -31,11 +43,14 @@ class LongTailLoss(keras.losses.Loss):
         reduction: str | None = "sum_over_batch_size",
         dtype: Any = None,
     ) -> None:
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        reduction = v.choice("reduction", reduction, REDUCTIONS)
+        super().__init__(
+            name=v.string("name", name, allow_none=True),
+            reduction="sum" if reduction == WEIGHTED_MEAN else reduction, dtype=dtype,
+        )
+        self.reduction = reduction
         self.class_counts = validate_class_counts(class_counts)
-        if not isinstance(from_logits, bool):
-            raise TypeError(f"from_logits must be a bool, received {from_logits!r}.")
-        self.from_logits = from_logits
+        self.from_logits = v.boolean("from_logits", from_logits)
         self.num_classes = len(self.class_counts)
         self.class_weight_variable = keras.Variable(
             np.ones(self.num_classes, "float32"), trainable=False, dtype="float32",
@@ -75,12 +90,27 @@ class LongTailLoss(keras.losses.Loss):
     def per_example(self, labels: Any, logits: Any) -> Any:
         raise NotImplementedError
 
+    def example_weights(self, labels: Any) -> Any:
+        """``w_y`` of each example: the class weight (DRW's; ones by default)."""
+        return ops.take(ops.cast(self.class_weight_variable, "float32"), labels, axis=0)
+
     def call(self, y_true: Any, y_pred: Any) -> Any:
         labels = self._labels(y_true)
         logits = self._logits(y_pred)
-        losses = self.per_example(labels, logits)
-        weight = ops.take(ops.cast(self.class_weight_variable, "float32"), labels, axis=0)
-        return losses * weight
+        return self.per_example(labels, logits) * self.example_weights(labels)
+
+    def __call__(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any:
+        if self.reduction != WEIGHTED_MEAN:
+            return super().__call__(y_true, y_pred, sample_weight=sample_weight)
+        weighted = self.call(y_true, y_pred)
+        weights = self.example_weights(self._labels(y_true))
+        if sample_weight is not None:
+            s = ops.broadcast_to(
+                ops.reshape(ops.cast(sample_weight, "float32"), (-1,)), ops.shape(weights)
+            )
+            weighted, weights = weighted * s, weights * s
+        total = ops.sum(weighted) / ops.maximum(ops.sum(weights), 1e-12)
+        return ops.cast(total, self.dtype)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

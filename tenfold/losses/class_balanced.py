@@ -12,6 +12,7 @@ from typing import Any
 
 from keras import ops
 
+from tenfold import _validate as v
 from tenfold._api import export
 from tenfold.losses._base import LongTailLoss, softmax_cross_entropy
 from tenfold.ops.long_tail import class_balanced_weights
@@ -30,7 +31,8 @@ class ClassBalancedLoss(LongTailLoss):
 
     With ``E_n = (1 − β^n) / (1 − β)`` the effective number of ``n`` samples, class ``j``
     gets the weight ``w_j ∝ 1 / E_{n_j}``, normalized so that ``Σ_j w_j = C``; the loss of
-    example ``i`` is ``w_{y_i} · ℓ(z_i, y_i)`` and the batch loss their mean. ``base``
+    example ``i`` is ``w_{y_i} · ℓ(z_i, y_i)`` and the batch loss their mean
+    (``reduction="weighted_mean"``: their sum divided by ``Σ_i w_{y_i}``). ``base``
     picks ``ℓ``:
 
     * ``"softmax"``: softmax cross-entropy;
@@ -49,7 +51,8 @@ class ClassBalancedLoss(LongTailLoss):
         base: str. `"softmax"` (default), `"sigmoid"` or `"focal"`.
         gamma: float >= 0. Focusing parameter of `"focal"`. Defaults to `2.0`.
         from_logits: bool. Whether `y_pred` holds logits (default) or probabilities.
-        **kwargs: `name`, `reduction`, `dtype` of `keras.losses.Loss`.
+        **kwargs: `name`, `reduction` (Keras' values or `"weighted_mean"`, see
+            :class:`tenfold.losses.LongTailLoss`), `dtype` of `keras.losses.Loss`.
 
     Example:
     >>> loss = ClassBalancedLoss([100, 10], beta=0.99)
@@ -69,14 +72,10 @@ class ClassBalancedLoss(LongTailLoss):
         **kwargs: Any,
     ) -> None:
         super().__init__(class_counts, from_logits=from_logits, name=name, **kwargs)
-        if base not in BASES:
-            raise ValueError(f"base must be one of {', '.join(map(repr, BASES))}, received {base!r}.")
-        if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or gamma < 0:
-            raise ValueError(f"gamma must be a float >= 0, received {gamma!r}.")
-        self.cb_weights = class_balanced_weights(self.class_counts, beta)
-        self.beta = float(beta)
-        self.base = base
-        self.gamma = float(gamma)
+        self.beta = v.fraction("beta", beta, open_high=True)
+        self.base = v.choice("base", base, BASES)
+        self.gamma = v.non_negative("gamma", gamma)
+        self.cb_weights = class_balanced_weights(self.class_counts, self.beta)
 
     def _logits(self, y_pred: Any) -> Any:
         if self.from_logits or self.base == "softmax":
@@ -84,17 +83,21 @@ class ClassBalancedLoss(LongTailLoss):
         p = ops.clip(ops.cast(y_pred, "float32"), 1e-7, 1.0 - 1e-7)
         return ops.log(p) - ops.log1p(-p)
 
+    def example_weights(self, labels: Any) -> Any:
+        """``w_y``: the class-balanced weight times the class weight (DRW's; ones by default)."""
+        cb = ops.take(ops.convert_to_tensor(self.cb_weights.astype("float32")), labels, axis=0)
+        return cb * super().example_weights(labels)
+
     def per_example(self, labels: Any, logits: Any) -> Any:
-        weight = ops.take(ops.convert_to_tensor(self.cb_weights.astype("float32")), labels, axis=0)
         if self.base == "softmax":
-            return weight * softmax_cross_entropy(labels, logits)
+            return softmax_cross_entropy(labels, logits)
         one_hot = ops.one_hot(labels, self.num_classes, dtype=logits.dtype)
         # z_t = z for the true class, −z for the others; BCE = −log σ(z_t)
         z_t = ops.where(one_hot > 0, logits, -logits)
         bce = -ops.log_sigmoid(z_t)
         if self.base == "focal" and self.gamma > 0:
             bce = ops.exp(self.gamma * ops.log_sigmoid(-z_t)) * bce
-        return weight * ops.sum(bce, axis=-1)
+        return ops.sum(bce, axis=-1)
 
     def get_config(self) -> dict[str, Any]:
         config = super().get_config()

@@ -13,6 +13,7 @@ from typing import Any
 
 from keras import ops
 
+from tenfold import _validate as v
 from tenfold._api import export
 from tenfold.losses._base import LongTailLoss, softmax_cross_entropy
 from tenfold.ops.long_tail import ldam_margins
@@ -35,14 +36,18 @@ class LDAMLoss(LongTailLoss):
     Meant for logits bounded in [−1, 1], i.e. a cosine classifier such as
     :class:`tenfold.layers.NormedDense`; ``scale`` then sets the softmax temperature.
     Pair it with :class:`tenfold.callbacks.DeferredReweighting` for LDAM-DRW. With
-    ``max_margin=0`` and ``scale=1`` it is plain cross-entropy.
+    ``max_margin=0`` and ``scale=1`` it is plain cross-entropy. Under DRW weights the
+    default reduction divides ``Σ w_y ℓ`` by the batch size; ``reduction="weighted_mean"``
+    divides by ``Σ w_y``, the convention of the official LDAM-DRW code (PyTorch's weighted
+    ``cross_entropy``).
 
     Args:
         class_counts: list of int. Training examples per class.
         max_margin: float >= 0. Margin of the rarest class. Defaults to `0.5`.
         scale: float > 0. Logit scale `s`. Defaults to `30.0`.
         from_logits: bool. Whether `y_pred` holds logits (default) or probabilities.
-        **kwargs: `name`, `reduction`, `dtype` of `keras.losses.Loss`.
+        **kwargs: `name`, `reduction` (Keras' values or `"weighted_mean"`, see
+            :class:`tenfold.losses.LongTailLoss`), `dtype` of `keras.losses.Loss`.
 
     Example:
     >>> loss = LDAMLoss([100, 1], max_margin=0.5, scale=1.0)
@@ -61,11 +66,9 @@ class LDAMLoss(LongTailLoss):
         **kwargs: Any,
     ) -> None:
         super().__init__(class_counts, from_logits=from_logits, name=name, **kwargs)
-        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not scale > 0:
-            raise ValueError(f"scale must be a float > 0, received {scale!r}.")
-        self.margins = ldam_margins(self.class_counts, max_margin)
-        self.max_margin = float(max_margin)
-        self.scale = float(scale)
+        self.max_margin = v.non_negative("max_margin", max_margin)
+        self.scale = v.positive("scale", scale)
+        self.margins = ldam_margins(self.class_counts, self.max_margin)
 
     def per_example(self, labels: Any, logits: Any) -> Any:
         one_hot = ops.one_hot(labels, self.num_classes, dtype=logits.dtype)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from tenfold import _validate as v
 from tenfold._api import export
 from tenfold.losses._base import LongTailLoss, softmax_cross_entropy
 from tenfold.ops.long_tail import log_prior, logit_adjust
@@ -52,9 +53,7 @@ class LogitAdjustedLoss(LongTailLoss):
         **kwargs: Any,
     ) -> None:
         super().__init__(class_counts, from_logits=from_logits, name=name, **kwargs)
-        if isinstance(tau, bool) or not isinstance(tau, (int, float)):
-            raise ValueError(f"tau must be a float, received {tau!r}.")  # noqa: TRY004
-        self.tau = float(tau)
+        self.tau = v.number("tau", tau)
         self.log_prior = log_prior(self.class_counts)
 
     def per_example(self, labels: Any, logits: Any) -> Any:

@@ -7,6 +7,8 @@ from typing import Any
 import keras
 from keras import ops
 
+from tenfold import _validate as v
+
 
 class PerClassCounts(keras.metrics.Metric):
     """Base of the per-class metrics: two ``(num_classes,)`` sum-aggregated variables.
@@ -18,9 +20,8 @@ class PerClassCounts(keras.metrics.Metric):
     """
 
     def __init__(self, num_classes: int, *, name: str | None = None, dtype: Any = None) -> None:
+        num_classes = v.integer("num_classes", num_classes, low=2)
         super().__init__(name=name, dtype=dtype)
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(f"num_classes must be an int >= 2, received {num_classes!r}.")
         self.num_classes = num_classes
         self.hits = self.add_variable(
             shape=(num_classes,), initializer="zeros", dtype="float32", aggregation="sum", name="hits"

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 from keras import ops
 
+from tenfold import _validate as v
 from tenfold._api import export
 from tenfold.metrics._per_class import PerClassCounts
 from tenfold.ops.long_tail import validate_class_counts
@@ -30,9 +31,8 @@ def shot_group_masks(class_counts: Sequence[int], *, many: int = 100, few: int =
     {'many': [True, False, False, False], 'medium': [False, True, True, False], 'few': [False, False, False, True]}
     """
     n = np.asarray(validate_class_counts(class_counts))
-    for arg, value in (("many", many), ("few", few)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-            raise ValueError(f"{arg} must be an int >= 0, received {value!r}.")
+    many = v.integer("many", many, low=0)
+    few = v.integer("few", few, low=0)
     if few > many + 1:
         raise ValueError(f"few ({few}) must be at most many + 1 ({many + 1}); received many={many}, few={few}.")
     return {"many": n > many, "medium": (n >= few) & (n <= many), "few": n < few}

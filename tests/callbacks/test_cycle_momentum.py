@@ -103,9 +103,9 @@ def test_model_saved_during_training_loads(tmp_path):
 
 
 def test_errors():
-    with pytest.raises(ValueError, match="max_momentum must be >= base_momentum"):
+    with pytest.raises(ValueError, match="base_momentum must be <= max_momentum, received 0.9 and 0.8"):
         CycleMomentum(0.9, 0.8)
-    with pytest.raises(ValueError, match=r"base_momentum must be in \[0, 1\), received 1.2"):
+    with pytest.raises(ValueError, match=r"base_momentum must be a number >= 0 and < 1, received 1.2"):
         CycleMomentum(1.2, 0.95)
     x, y = _problem()
     model = _linear_model(keras.optimizers.SGD(0.01, momentum=0.9))

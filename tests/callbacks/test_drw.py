@@ -76,11 +76,11 @@ def test_needs_a_tenfold_loss():
 
 
 def test_bad_arguments():
-    with pytest.raises(ValueError, match=r"start_epoch must be None or an int >= 0, received -1"):
+    with pytest.raises(ValueError, match=r"start_epoch must be an integer >= 0, received -1"):
         DeferredReweighting(COUNTS, start_epoch=-1)
-    with pytest.raises(ValueError, match=r"start_fraction must be a float in \[0, 1\], received 1.5"):
+    with pytest.raises(ValueError, match=r"start_fraction must be a number >= 0 and <= 1, received 1.5"):
         DeferredReweighting(COUNTS, start_fraction=1.5)
-    with pytest.raises(ValueError, match=r"beta must be a float in \[0, 1\), received 1"):
+    with pytest.raises(ValueError, match=r"beta must be a number >= 0 and < 1, received 1"):
         DeferredReweighting(COUNTS, beta=1)
     with pytest.raises(ValueError, match=r"class_counts must be a list of positive ints"):
         DeferredReweighting([3, 0])

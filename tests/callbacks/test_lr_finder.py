@@ -190,12 +190,12 @@ def test_result_gives_a_cyclical_schedule():
 @pytest.mark.parametrize(
     "args,kwargs,match",
     [
-        ((0.0, 1.0, 10), {}, "min_learning_rate must be a finite number > 0, received 0.0"),
-        ((1e-3, 1e-4, 10), {}, "max_learning_rate must be > min_learning_rate"),
-        ((1e-3, 1.0, 1), {}, "num_steps must be an int >= 2, received 1"),
+        ((0.0, 1.0, 10), {}, "min_learning_rate must be a number > 0, received 0.0"),
+        ((1e-3, 1e-4, 10), {}, "min_learning_rate must be < max_learning_rate, received 0.001 and 0.0001"),
+        ((1e-3, 1.0, 1), {}, "num_steps must be an integer >= 2, received 1"),
         ((1e-3, 1.0, 10), {"mode": "log"}, "mode must be one of"),
         ((1e-3, 1.0, 10), {"divergence_threshold": 1.0}, "divergence_threshold must be"),
-        ((1e-3, 1.0, 10), {"smoothing": 1.0}, r"smoothing must be in \[0, 1\)"),
+        ((1e-3, 1.0, 10), {"smoothing": 1.0}, r"smoothing must be a number >= 0 and < 1, received 1.0"),
     ],
 )
 def test_bad_arguments(args, kwargs, match):
