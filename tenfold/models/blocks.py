@@ -14,8 +14,8 @@ from __future__ import annotations
 from typing import Any
 
 import keras
-import numpy as np
 
+from tenfold import _validate as v
 from tenfold import registry
 from tenfold._api import export
 from tenfold.testing import ContractExample
@@ -54,22 +54,34 @@ def make_norm(norm: str, *, name: str | None = None) -> keras.layers.Layer | Non
     return registry.get("norm", norm)(name=name)
 
 
-def check_block_args(filters: Any, strides: Any) -> None:
-    """Validate a residual block's ``filters`` and ``strides``."""
-    if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) or filters < 1:
-        raise ValueError(f"filters must be a positive int, received {filters!r}.")
-    if strides not in (1, 2):
-        raise ValueError(f"strides must be 1 or 2, received {strides!r}.")
+def check_switch(kind: str, value: Any) -> str:
+    """A registered ``conv`` / ``norm`` switch name, or an error naming the argument."""
+    return v.choice(kind, v.string(kind, value), registry.list(kind))
 
 
-def check_stages(num_classes: Any, width: Any, blocks: Any) -> None:
-    """Validate the stage layout shared by ``small_resnet`` and ``nf_resnet``."""
-    if int(num_classes) < 2:
-        raise ValueError(f"num_classes must be >= 2, received {num_classes!r}.")
-    if int(width) < 1:
-        raise ValueError(f"width must be a positive int, received {width!r}.")
-    if not blocks or any(int(b) < 1 for b in blocks):
-        raise ValueError(f"blocks must be a non-empty list of positive ints, received {blocks!r}.")
+def activation_function(activation: Any) -> Any:
+    """The Keras activation named ``activation``, or an error naming the argument."""
+    v.string("activation", activation)
+    return v.keras_object(
+        "activation", activation, keras.activations.get,
+        "a Keras activation name such as 'relu', 'gelu' or 'silu'",
+    )
+
+
+def check_block_args(filters: Any, strides: Any) -> tuple[int, int]:
+    """A residual block's ``filters`` (int >= 1) and ``strides`` (1 or 2), checked."""
+    filters = v.integer("filters", filters, low=1)
+    strides = v.choice("strides", v.integer("strides", strides), (1, 2))
+    return filters, strides
+
+
+def check_stages(num_classes: Any, width: Any, blocks: Any) -> tuple[int, int, list[int]]:
+    """The stage layout shared by ``small_resnet`` and ``nf_resnet``, checked."""
+    return (
+        v.integer("num_classes", num_classes, low=2),
+        v.integer("width", width, low=1),
+        v.integers("blocks", blocks, low=1),
+    )
 
 
 def _example() -> ContractExample:
@@ -113,13 +125,12 @@ class ResidualBlock(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        check_block_args(filters, strides)
-        self.filters = int(filters)
-        self.strides = int(strides)
-        self.conv = conv
-        self.norm = norm
+        self.filters, self.strides = check_block_args(filters, strides)
+        self.conv = check_switch("conv", conv)
+        self.norm = check_switch("norm", norm)
+        activation_function(activation)
         self.activation = activation
-        self.fused = bool(fused)
+        self.fused = v.boolean("fused", fused)
         self.conv1 = self._make_conv(3, strides, "conv1")
         self.norm1 = self._make_norm("norm1")
         self.conv2 = self._make_conv(3, 1, "conv2")

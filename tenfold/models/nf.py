@@ -28,8 +28,15 @@ import keras
 import numpy as np
 from keras import ops
 
+from tenfold import _validate as v
 from tenfold._api import export
-from tenfold.models.blocks import check_block_args, check_stages, make_conv
+from tenfold.models.blocks import (
+    activation_function,
+    check_block_args,
+    check_stages,
+    check_switch,
+    make_conv,
+)
 from tenfold.testing import ContractExample
 
 #: ``gamma = 1 / std(g(x))`` for ``x ~ N(0, 1)``, for Keras' own activations with their
@@ -67,9 +74,8 @@ def estimate_gamma(activation: str, *, samples: int = 1 << 20, seed: int = 0) ->
     >>> round(estimate_gamma("relu"), 2)
     1.71
     """
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1000:
-        raise ValueError(f"samples must be an int >= 1000, received {samples!r}.")
-    fn = _activation(activation)
+    samples = v.integer("samples", samples, low=1000)
+    fn = activation_function(activation)
     x = np.random.default_rng(seed).standard_normal(samples)
     y = np.asarray(fn(ops.convert_to_tensor(x, "float64")), "float64")
     std = float(np.std(y))
@@ -89,18 +95,6 @@ def activation_gamma(activation: str) -> float:
     if name in ACTIVATION_GAMMAS:
         return ACTIVATION_GAMMAS[name]
     return estimate_gamma(activation)
-
-
-def _activation(activation: Any) -> Any:
-    if not isinstance(activation, str):
-        raise TypeError(f"activation must be a Keras activation name (str), received {activation!r}.")
-    try:
-        return keras.activations.get(activation)
-    except (ValueError, TypeError) as err:
-        raise ValueError(
-            f"activation must be a Keras activation name, received {activation!r}; e.g. "
-            f"{', '.join(sorted(ACTIVATION_GAMMAS))}."
-        ) from err
 
 
 def _scaled_activation_example() -> ContractExample:
@@ -124,13 +118,10 @@ class ScaledActivation(keras.layers.Layer):
 
     def __init__(self, activation: str = "relu", *, gamma: float | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self._fn = _activation(activation)
+        self._fn = activation_function(activation)
         self.activation = activation
-        if gamma is None:
-            gamma = activation_gamma(activation)
-        if isinstance(gamma, bool) or not isinstance(gamma, (int, float)) or not gamma > 0:
-            raise ValueError(f"gamma must be a positive float or None, received {gamma!r}.")
-        self.gamma = float(gamma)
+        gamma = v.positive("gamma", gamma, allow_none=True)
+        self.gamma = activation_gamma(activation) if gamma is None else gamma
 
     def call(self, inputs: Any) -> Any:
         return self._fn(inputs) * ops.cast(self.gamma, inputs.dtype)
@@ -185,17 +176,12 @@ class NFResidualBlock(keras.layers.Layer):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        check_block_args(filters, strides)
-        for name, value in (("alpha", alpha), ("beta", beta)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-                raise ValueError(f"{name} must be a positive float, received {value!r}.")
-        self.filters = int(filters)
-        self.strides = int(strides)
-        self.conv = conv
+        self.filters, self.strides = check_block_args(filters, strides)
+        self.conv = check_switch("conv", conv)
         self.activation = activation
-        self.alpha = float(alpha)
-        self.beta = float(beta)
-        self.fused = bool(fused)
+        self.alpha = v.positive("alpha", alpha)
+        self.beta = v.positive("beta", beta)
+        self.fused = v.boolean("fused", fused)
         self.act = ScaledActivation(activation, name="act")
         self.conv1 = self._make_conv(3, self.strides, "conv1")
         self.conv2 = self._make_conv(3, 1, "conv2")
@@ -296,7 +282,11 @@ def nf_resnet(
     >>> tuple(model(np.zeros((2, 8, 8, 1))).shape)
     (2, 10)
     """
-    check_stages(num_classes, width, blocks)
+    input_shape = v.integers("input_shape", input_shape, low=1)
+    num_classes, width, blocks = check_stages(num_classes, width, blocks)
+    conv = check_switch("conv", conv)
+    activation_function(activation)
+    alpha = v.positive("alpha", alpha)
     betas = iter(expected_stds(blocks, alpha=alpha))
     inputs = keras.Input(tuple(input_shape), name="image")
     x = make_conv(conv, width, 3, name="stem_conv")(inputs)

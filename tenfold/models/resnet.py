@@ -6,8 +6,16 @@ from collections.abc import Sequence
 
 import keras
 
+from tenfold import _validate as v
 from tenfold._api import export
-from tenfold.models.blocks import ResidualBlock, check_stages, make_conv, make_norm
+from tenfold.models.blocks import (
+    ResidualBlock,
+    activation_function,
+    check_stages,
+    check_switch,
+    make_conv,
+    make_norm,
+)
 
 
 @export("tenfold.models.small_resnet")
@@ -37,7 +45,10 @@ def small_resnet(
     >>> tuple(model(np.zeros((2, 8, 8, 1))).shape)
     (2, 10)
     """
-    check_stages(num_classes, width, blocks)
+    input_shape = v.integers("input_shape", input_shape, low=1)
+    num_classes, width, blocks = check_stages(num_classes, width, blocks)
+    conv, norm = check_switch("conv", conv), check_switch("norm", norm)
+    activation_function(activation)
     if norm == "none":
         from tenfold.models.nf import nf_resnet
 
@@ -79,8 +90,11 @@ def mlp(
     >>> tuple(mlp((8, 8, 1), 10)(np.zeros((2, 8, 8, 1))).shape)
     (2, 10)
     """
-    if not 0.0 <= float(dropout) < 1.0:
-        raise ValueError(f"dropout must be in [0, 1), received {dropout!r}.")
+    input_shape = v.integers("input_shape", input_shape, low=1)
+    num_classes = v.integer("num_classes", num_classes, low=2)
+    hidden = v.integers("hidden", hidden, low=1, non_empty=False)
+    activation_function(activation)
+    dropout = v.fraction("dropout", dropout, open_high=True)
     inputs = keras.Input(tuple(input_shape), name="image")
     x = keras.layers.Flatten(name="flatten")(inputs)
     for i, units in enumerate(hidden):

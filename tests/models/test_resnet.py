@@ -30,11 +30,11 @@ def test_mlp():
 
 
 def test_bad_switches_and_arguments():
-    with pytest.raises(ValueError, match=r"Unknown conv 'nope'.*Accepted: .*plain"):
+    with pytest.raises(ValueError, match=r"conv must be one of .*'plain'.*, received 'nope'"):
         models.small_resnet((8, 8, 1), 10, conv="nope")
-    with pytest.raises(ValueError, match="blocks must be a non-empty list of positive ints"):
+    with pytest.raises(ValueError, match=r"blocks must be a non-empty list of integers, received \(\)"):
         models.small_resnet((8, 8, 1), 10, blocks=())
-    with pytest.raises(ValueError, match="num_classes must be >= 2"):
+    with pytest.raises(ValueError, match="num_classes must be an integer >= 2, received 1"):
         models.small_resnet((8, 8, 1), 1)
-    with pytest.raises(ValueError, match="strides must be 1 or 2"):
+    with pytest.raises(ValueError, match="strides must be one of 1, 2, received 3"):
         models.ResidualBlock(4, strides=3)
