@@ -1,120 +1,236 @@
-"""Wrap a model's sequence of blocks into recomputed segments (Chen et al. 2016, √n policy).
+"""Recomputed segments for any functional Keras model (Chen et al. 2016, √n policy).
 
 References:
     Chen et al. 2016, "Training Deep Nets with Sublinear Memory Cost",
     https://arxiv.org/abs/1604.06174 — with n blocks cut into k segments, the forward pass
-    keeps k segment inputs and the backward pass holds one segment's activations at a time:
-    memory O(k + n/k), smallest at k ≈ √n, for one extra forward pass.
+    keeps k segment boundaries and the backward pass holds one segment's activations at a
+    time: memory O(k + n/k), smallest at k ≈ √n, for one extra forward pass. Section 4.1:
+    on a general graph, the candidate cuts are the tensors through which every path from
+    the inputs to the outputs passes (here: where a topological order of the nodes has a
+    single live tensor), and segments are sized by memory cost, not by layer count.
+
+How the graph is read: the model's nodes (layers, ``keras.ops`` operation nodes such as
+``x + y``, calls of nested functional / Sequential models, which are inlined) are put in a
+topological order. After each node the *live* tensors are those produced so far and still
+read later. A position is a **cut point** when exactly one live tensor is left besides the
+*side tensors*: the model inputs and what weight-free nodes compute from them alone (a
+padding mask that feeds every transformer block). Between two cut points lies a *piece*
+(a residual block, a squeeze-excite block, a transformer block). Pieces are grouped into
+contiguous segments of near-equal activation bytes; each segment is rebuilt as a keras
+Model of its own (its inputs: the boundary tensor and any side tensors it reads) and
+wrapped in :class:`~tenfold.remat.Recompute`. The last group stays plain: its backward pass
+runs first, while its activations are still there, so recomputing it would save nothing.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import keras
+from keras import tree
 
+from tenfold import _validate as check
 from tenfold._api import export
-from tenfold.models.blocks import ResidualBlock
 from tenfold.remat.recompute import Recompute
 
-_BLOCK_TYPES: tuple[type, ...] = (ResidualBlock,)
-_WEIGHTED_TYPES: tuple[type, ...] = (
-    keras.layers.Dense,
-    keras.layers.Conv1D,
-    keras.layers.Conv2D,
-    keras.layers.Conv3D,
-    keras.layers.DepthwiseConv2D,
-    keras.layers.SeparableConv2D,
-)
+_ITEMSIZE = {
+    "bool": 1, "int8": 1, "uint8": 1, "float16": 2, "bfloat16": 2, "int16": 2, "uint16": 2,
+    "float64": 8, "int64": 8, "uint64": 8, "complex64": 8, "complex128": 16,
+}
 
 
-def _chain(model: keras.Model) -> list[keras.layers.Layer]:
-    """The model's layers in order, if the model is a single chain; else ValueError."""
+# ---------------------------------------------------------------- the graph
+
+
+@dataclass
+class _Step:
+    """One node of the flattened graph: its operation, its recorded call arguments, the
+    keys of the tensors it reads (by ``id`` of the KerasTensor in the arguments) and of
+    those it writes."""
+
+    operation: Any
+    arguments: Any
+    reads: dict[int, int]
+    writes: list[int]
+    path: str
+
+
+@dataclass
+class _Graph:
+    steps: list[_Step] = field(default_factory=list)
+    specs: dict[int, Any] = field(default_factory=dict)  # key -> KerasTensor (shape, dtype)
+    inputs: list[int] = field(default_factory=list)
+    outputs: list[int] = field(default_factory=list)
+
+    def new_key(self, tensor: Any) -> int:
+        key = len(self.specs)
+        self.specs[key] = tensor
+        return key
+
+
+def _functional(model: Any) -> Any:
+    """The functional graph behind ``model`` (a Functional, or a built Sequential's), or None."""
     if isinstance(model, keras.Sequential):
-        return list(model.layers)
-    if not isinstance(model, keras.Model) or not hasattr(model, "_operations"):
+        return getattr(model, "_functional", None)
+    if isinstance(model, keras.Model) and hasattr(model, "_nodes_by_depth") and hasattr(
+        model, "_inputs_struct"
+    ):
+        return model
+    return None
+
+
+def _nodes(fn: Any) -> list[Any]:
+    """The nodes of a functional graph in a topological order (deepest first)."""
+    by_depth = fn._nodes_by_depth
+    return [
+        node for depth in sorted(by_depth, reverse=True) for node in by_depth[depth]
+        if node.operation is not None and not node.is_input
+    ]
+
+
+def _inlinable(node: Any) -> tuple[Any, list[Any]] | None:
+    """``(graph, flat inputs)`` when the node calls a nested functional model that can be
+    replaced by its own nodes: one positional input structure, no ``training``/``mask``
+    override, dtypes equal to its Inputs' (so no cast is skipped)."""
+    fn = _functional(node.operation)
+    if fn is None:
+        return None
+    args, kwargs = node.arguments.args, node.arguments.kwargs
+    if len(args) != 1 or any(value is not None for value in kwargs.values()):
+        return None
+    flat = tree.flatten(args[0])
+    if len(flat) != len(fn.inputs) or any(
+        not isinstance(t, keras.KerasTensor) or t.dtype != i.dtype
+        for t, i in zip(flat, fn.inputs)
+    ):
+        return None
+    return fn, flat
+
+
+def _add(graph: _Graph, fn: Any, input_keys: list[int], prefix: str) -> list[int]:
+    """Append the steps of functional graph ``fn`` fed with ``input_keys``; its output keys."""
+    keys = {id(t): k for t, k in zip(fn.inputs, input_keys)}
+    for node in _nodes(fn):
+        inline = _inlinable(node)
+        if inline is not None:
+            inner, flat = inline
+            outs = _add(graph, inner, [keys[id(t)] for t in flat],
+                        f"{prefix}{node.operation.name}/")
+            for tensor, key in zip(node.outputs, outs):
+                keys[id(tensor)] = key
+            continue
+        reads = {id(t): keys[id(t)] for t in node.input_tensors}
+        writes = [graph.new_key(t) for t in node.outputs]
+        for tensor, key in zip(node.outputs, writes):
+            keys[id(tensor)] = key
+        graph.steps.append(
+            _Step(node.operation, node.arguments, reads, writes, prefix + node.operation.name)
+        )
+    return [keys[id(t)] for t in fn.outputs]
+
+
+def _graph(model: Any) -> _Graph:
+    fn = _functional(model)
+    if fn is None:
+        if isinstance(model, keras.Sequential):
+            raise ValueError(
+                f"model {model.name!r} is a Sequential model that is not built; build it "
+                "(call it once, or give it a keras.Input) before remat.apply."
+            )
         raise TypeError(
-            f"model must be a functional or Sequential keras.Model, received {type(model).__name__}."
+            "model must be a functional or Sequential keras.Model (remat.apply reads its "
+            f"graph of layers), received {model!r} of type {type(model).__name__}: a "
+            "subclassed model has no graph to read; wrap its blocks with "
+            "tenfold.remat.Recompute in its __init__ instead."
         )
-    if len(model.inputs) != 1 or len(model.outputs) != 1:
-        raise ValueError(
-            f"remat.apply needs a model with one input and one output (a chain of layers); "
-            f"{model.name!r} has {len(model.inputs)} inputs and {len(model.outputs)} outputs. "
-            "Wrap its segments with tenfold.remat.Recompute yourself."
-        )
-    layers = [op for op in model._operations if not isinstance(op, keras.layers.InputLayer)]
-    previous = model.inputs[0]
-    for layer in layers:
-        # a layer shared with another model (e.g. after an earlier apply) has more nodes
-        node = next(
-            (n for n in layer._inbound_nodes
-             if len(n.input_tensors) == 1 and n.input_tensors[0] is previous and len(n.outputs) == 1),
-            None,
-        )
-        if node is None:
-            raise ValueError(
-                f"remat.apply needs a chain of layers (each layer feeding the next); layer "
-                f"{layer.name!r} of model {model.name!r} breaks the chain. Wrap its segments "
-                "with tenfold.remat.Recompute yourself."
-            )
-        previous = node.outputs[0]
-    if previous is not model.outputs[0]:
-        raise ValueError(
-            f"remat.apply needs a chain of layers; model {model.name!r} does not end with its "
-            "last layer's output."
-        )
-    return layers
+    graph = _Graph()
+    graph.inputs = [graph.new_key(t) for t in fn.inputs]
+    graph.outputs = _add(graph, fn, graph.inputs, "")
+    return graph
 
 
-def _blocks(layers: list[keras.layers.Layer]) -> list[int]:
-    """Indices of the layers that count as blocks."""
-    blocks = [i for i, layer in enumerate(layers) if isinstance(layer, _BLOCK_TYPES)]
-    if blocks:
-        return blocks
-    weighted = [i for i, layer in enumerate(layers) if isinstance(layer, _WEIGHTED_TYPES)]
-    # the last weighted layer is the head: it stays out of the segments
-    return weighted[:-1]
+# ---------------------------------------------------------------- sizes and cut points
 
 
-def segments_for(policy: str | int | Sequence[str], num_blocks: int) -> int:
-    """Number of segments for ``policy`` over ``num_blocks`` blocks (``"sqrt"`` → ≈√n).
+def _tensor_bytes(spec: Any) -> int:
+    """Bytes per example of a tensor (its batch axis dropped; unknown axes count as 1)."""
+    shape = tuple(spec.shape)[1:]
+    size = math.prod(int(d) if d is not None else 1 for d in shape)
+    return size * _ITEMSIZE.get(str(spec.dtype), 4)
 
-    Example:
-    >>> segments_for("sqrt", 16), segments_for(3, 16)
-    (4, 3)
+
+def _step_bytes(step: _Step, specs: dict[int, Any]) -> int:
+    """Activation bytes per example a step keeps for its backward pass (an estimate).
+
+    Its outputs, plus, for a layer built of sub-layers, one output per weighted sub-layer,
+    plus the attention scores and probabilities of each MultiHeadAttention inside.
     """
-    if isinstance(policy, bool) or not isinstance(policy, (str, int)):
-        raise TypeError(f"policy must be 'sqrt', an int or a list of layer names, received {policy!r}.")
-    if isinstance(policy, str):
-        if policy != "sqrt":
-            raise ValueError(
-                f"policy must be 'sqrt', a positive int or a list of layer names, received {policy!r}."
-            )
-        return max(1, min(num_blocks, round(math.sqrt(num_blocks))))
-    if policy < 1:
-        raise ValueError(f"policy as a segment count must be >= 1, received {policy!r}.")
-    if policy > num_blocks:
-        raise ValueError(
-            f"policy asks for {policy} segments but the model has only {num_blocks} blocks."
-        )
-    return policy
+    out = sum(_tensor_bytes(specs[k]) for k in step.writes)
+    op = step.operation
+    if not isinstance(op, keras.layers.Layer):
+        return out
+    try:
+        inner = list(op._flatten_layers(include_self=False))
+    except (AttributeError, TypeError):  # pragma: no cover - very old layer classes
+        inner = []
+    extra = 0
+    for layer in [op, *inner]:
+        if isinstance(layer, keras.layers.MultiHeadAttention):
+            shape = tuple(specs[step.writes[0]].shape) if step.writes else ()
+            seq = int(shape[1]) if len(shape) > 2 and shape[1] is not None else 1
+            extra += 2 * int(layer.num_heads) * seq * seq * 4 + 3 * out
+    extra += out * sum(
+        1 for layer in inner
+        if layer.weights and not isinstance(layer, keras.layers.MultiHeadAttention)
+    )
+    return out + extra
 
 
-def _output_sizes(layers: list[keras.layers.Layer], blocks: list[int]) -> list[float]:
-    """Elements per example of each block's output (its activations scale with it)."""
-    sizes = []
-    for i in blocks:
-        try:
-            shape = layers[i].output.shape
-            sizes.append(float(math.prod(int(d) for d in shape[1:] if d is not None)) or 1.0)
-        except (AttributeError, ValueError, TypeError):
-            sizes.append(1.0)
-    return sizes
+@dataclass
+class _Liveness:
+    producer: dict[int, int]
+    last_read: dict[int, int]
+    side: set[int]
+
+
+def _liveness(graph: _Graph) -> _Liveness:
+    producer = {k: -1 for k in graph.inputs}
+    last_read: dict[int, int] = {}
+    for i, step in enumerate(graph.steps):
+        for k in step.writes:
+            producer[k] = i
+        for k in step.reads.values():
+            last_read[k] = i
+    side = set(graph.inputs)
+    for step in graph.steps:
+        op = step.operation
+        weightless = not getattr(op, "variables", None)
+        if weightless and step.reads and all(k in side for k in step.reads.values()):
+            side.update(step.writes)
+    return _Liveness(producer, last_read, side)
+
+
+def _cut_points(graph: _Graph, live: _Liveness) -> list[int]:
+    """Step indices after which one tensor (besides side tensors) carries everything on."""
+    cuts = []
+    alive: set[int] = set(k for k in graph.inputs if live.last_read.get(k, -1) >= 0)
+    ending: dict[int, list[int]] = {}
+    for k, i in live.last_read.items():
+        ending.setdefault(i, []).append(k)
+    last = len(graph.steps) - 1
+    for i, step in enumerate(graph.steps):
+        alive.difference_update(ending.get(i, ()))
+        alive.update(k for k in step.writes if live.last_read.get(k, -1) > i)
+        if i < last and len(alive - live.side) == 1:
+            cuts.append(i)
+    return cuts
 
 
 def balanced_cuts(sizes: Sequence[float], count: int) -> list[int]:
-    """Start indices of ``count`` contiguous segments of ``sizes`` with near-equal sums.
+    """Start indices of ``count`` contiguous groups of ``sizes`` with near-equal sums.
 
     Chen et al. segment by memory cost, not by layer count: a ResNet's early blocks hold
     larger activations than its late ones, so equal-count segments would leave the first
@@ -135,79 +251,327 @@ def balanced_cuts(sizes: Sequence[float], count: int) -> list[int]:
         remaining_cuts = count - len(starts)
         if remaining_cuts == 0:
             break
-        # cut after block i when the running sum reaches the next share, keeping enough
-        # blocks for the cuts still to come
+        # cut after group i when the running sum reaches the next share, keeping enough
+        # items for the cuts still to come
         if running >= total * len(starts) / count - 1e-9 or n - (i + 1) == remaining_cuts:
             starts.append(i + 1)
     return starts
 
 
-@export("tenfold.remat.apply")
-def apply(model: keras.Model, policy: str | int | Sequence[str] = "sqrt") -> keras.Model:
-    """A copy of ``model`` whose blocks run inside :class:`Recompute` segments.
+def segments_for(policy: str | int | Sequence[str], num_blocks: int) -> int:
+    """Number of recomputed segments for ``policy`` over ``num_blocks`` pieces (≈√n).
 
-    The model must be a chain of layers (Sequential, or functional with one path), like
-    :func:`tenfold.models.small_resnet` (its ``ResidualBlock`` layers are the blocks) or
-    :func:`tenfold.models.mlp` (its Dense layers but the head are the blocks; a Dropout
-    between them joins the segment). Layers before the first block (the stem) and after
-    the last (pooling, the head) are kept as they are. The returned model shares the
-    original layers and weights; its outputs and gradients are the same.
+    Example:
+    >>> segments_for("sqrt", 16), segments_for(3, 16)
+    (4, 3)
+    """
+    if isinstance(policy, str):
+        check.choice("policy", policy, ("sqrt",))
+        return max(1, min(num_blocks, round(math.sqrt(num_blocks))))
+    count = check.integer("policy", policy, low=1)
+    if count > num_blocks:
+        raise ValueError(
+            f"policy asks for {count} segments but the model has only {num_blocks} pieces "
+            "between its cut points."
+        )
+    return count
+
+
+# ---------------------------------------------------------------- the plan
+
+
+@dataclass
+class Plan:
+    """Which steps of the model go into which recomputed segment, and what it should save.
+
+    Attributes:
+        segments: per recomputed segment, the names (paths through nested models) of the
+            layers and operations in it, in order.
+        plain: names of the layers and operations left outside every segment.
+        cut_points: names of the nodes after which the graph has a cut point.
+        activation_bytes: estimated activation bytes per example of the plain model.
+        planned_bytes: the same estimate with the segments recomputed (the kept
+            boundaries, the plain steps and the largest segment while it is recomputed).
+    """
+
+    segments: list[list[str]]
+    plain: list[str]
+    cut_points: list[str]
+    activation_bytes: int
+    planned_bytes: int
+    groups: list[tuple[int, int, bool]] = field(repr=False, default_factory=list)
+
+
+def _estimate(graph: _Graph, live: _Liveness, groups: list[tuple[int, int, bool]],
+              step_bytes: list[int]) -> int:
+    """Kept bytes per example: plain steps whole, recomputed segments by their boundary
+    outputs, plus the largest recomputed segment (live while it is recomputed)."""
+    kept, largest = 0, 0
+    for start, end, recompute in groups:
+        inside = sum(step_bytes[start:end + 1])
+        if not recompute:
+            kept += inside
+            continue
+        kept += sum(
+            _tensor_bytes(graph.specs[k])
+            for k in _group_outputs(graph, live, start, end)
+        )
+        largest = max(largest, inside)
+    return kept + largest
+
+
+def _group_inputs(graph: _Graph, live: _Liveness, start: int, end: int) -> list[int]:
+    keys: list[int] = []
+    for step in graph.steps[start:end + 1]:
+        for k in step.reads.values():
+            if live.producer[k] < start and k not in keys:
+                keys.append(k)
+    return keys
+
+
+def _group_outputs(graph: _Graph, live: _Liveness, start: int, end: int) -> list[int]:
+    outputs = set(graph.outputs)
+    return [
+        k for step in graph.steps[start:end + 1] for k in step.writes
+        if live.last_read.get(k, -1) > end or k in outputs
+    ]
+
+
+def _groups_from_starts(pieces: list[tuple[int, int]], starts: list[int]) -> list[tuple[int, int, bool]]:
+    ends = starts[1:] + [len(pieces)]
+    return [(pieces[a][0], pieces[b - 1][1], True) for a, b in zip(starts, ends)]
+
+
+def _with_plain_tail(groups: list[tuple[int, int, bool]]) -> list[tuple[int, int, bool]]:
+    *head, (start, end, _) = groups
+    return [*head, (start, end, False)]
+
+
+def _batch(model_inputs: Sequence[Any], batch_size: int | None) -> int:
+    if batch_size is not None:
+        return check.integer("batch_size", batch_size, low=1)
+    dims = {t.shape[0] for t in model_inputs if len(t.shape)}
+    if len(dims) == 1 and None not in dims:
+        return int(dims.pop())
+    raise ValueError(
+        "budget_bytes needs batch_size: the model's batch dimension is not fixed "
+        f"(input shapes {[tuple(t.shape) for t in model_inputs]}); pass batch_size=N."
+    )
+
+
+def _make_plan(
+    model: keras.Model, graph: _Graph, live: _Liveness, policy: Any,
+    budget_bytes: Any, batch_size: Any,
+) -> Plan:
+    steps = graph.steps
+    step_bytes = [_step_bytes(s, graph.specs) for s in steps]
+    cuts = _cut_points(graph, live)
+    starts = [0] + [c + 1 for c in cuts]
+    pieces = list(zip(starts, [c for c in cuts] + [len(steps) - 1]))
+    piece_bytes = [float(sum(step_bytes[a:b + 1])) or 1.0 for a, b in pieces]
+    n = len(pieces)
+    if budget_bytes is not None:
+        if not (isinstance(policy, str) and policy == "sqrt"):
+            raise ValueError(
+                f"give policy or budget_bytes, not both: received policy={policy!r} and "
+                f"budget_bytes={budget_bytes!r}."
+            )
+        budget = check.positive("budget_bytes", budget_bytes)
+        batch = _batch(graph_inputs(graph), batch_size)
+        candidates = [[(0, len(steps) - 1, False)]] + [
+            _with_plain_tail(_groups_from_starts(pieces, balanced_cuts(piece_bytes, k + 1)))
+            for k in range(1, n)
+        ]
+        estimates = [_estimate(graph, live, g, step_bytes) * batch for g in candidates]
+        # candidates come in order of more recomputation (the plain tail shrinks): the
+        # first that fits recomputes least
+        fitting = [i for i, e in enumerate(estimates) if e <= budget]
+        if not fitting:
+            raise ValueError(
+                f"budget_bytes={budget_bytes!r} is below what recomputation can reach for model "
+                f"{model.name!r} at batch size {batch}: the smallest estimate is "
+                f"{min(estimates)} bytes of activations ({n} pieces between cut points)."
+            )
+        groups = candidates[fitting[0]]
+    elif isinstance(policy, (list, tuple)):
+        groups = _groups_after_names(model, steps, policy)
+    else:
+        if isinstance(policy, bool) or not isinstance(policy, (str, int)):
+            raise TypeError(
+                f"policy must be 'sqrt', an int or a list of layer names, received {policy!r} "
+                f"of type {type(policy).__name__}."
+            )
+        if n < 2:
+            raise ValueError(
+                f"model {model.name!r} has no cut point to segment at: no tensor through which "
+                "every path passes between its inputs and outputs (its nodes: "
+                f"{[s.path for s in steps][:8]}...). Wrap parts of it with "
+                "tenfold.remat.Recompute yourself."
+            )
+        count = segments_for(policy, n - 1) if isinstance(policy, str) else policy
+        count = check.integer("policy", count, low=1)
+        if count > n - 1:
+            raise ValueError(
+                f"policy asks for {count} recomputed segments but model {model.name!r} has "
+                f"{n} pieces between its cut points, so at most {n - 1} (the last group "
+                "stays plain)."
+            )
+        groups = _with_plain_tail(
+            _groups_from_starts(pieces, balanced_cuts(piece_bytes, count + 1))
+        )
+    return Plan(
+        segments=[[s.path for s in steps[a:b + 1]] for a, b, r in groups if r],
+        plain=[s.path for a, b, r in groups if not r for s in steps[a:b + 1]],
+        cut_points=[steps[c].path for c in cuts],
+        activation_bytes=int(sum(step_bytes)),
+        planned_bytes=int(_estimate(graph, live, groups, step_bytes)),
+        groups=groups,
+    )
+
+
+def graph_inputs(graph: _Graph) -> list[Any]:
+    return [graph.specs[k] for k in graph.inputs]
+
+
+def _groups_after_names(model: keras.Model, steps: list[_Step], names: Sequence[str]) -> list[tuple[int, int, bool]]:
+    if not names:
+        raise ValueError("policy as a list of layer names must not be empty, received [].")
+    position: dict[str, int] = {}
+    for i, step in enumerate(steps):
+        position[step.path] = i
+        position.setdefault(step.operation.name, i)
+        position[step.operation.name] = max(position[step.operation.name], i)
+    ends = []
+    for name in names:
+        check.string("policy entry", name)
+        if name not in position:
+            raise ValueError(
+                f"policy names layer {name!r}, which is not in model {model.name!r}."
+                f"{check.suggest(name, position)} Its layers: {sorted(set(position))[:20]}..."
+            )
+        ends.append(position[name])
+    ends = sorted(set(ends))
+    groups = []
+    start = 0
+    for end in ends:
+        groups.append((start, end, True))
+        start = end + 1
+    if start < len(steps):
+        groups.append((start, len(steps) - 1, False))
+    return groups
+
+
+# ---------------------------------------------------------------- rebuilding
+
+
+def _run(step: _Step, values: dict[int, Any]) -> None:
+    tensors = {tid: values[k] for tid, k in step.reads.items()}
+    args, kwargs = step.arguments.fill_in(tensors)
+    outputs = tree.flatten(step.operation(*args, **kwargs))
+    for key, value in zip(step.writes, outputs):
+        values[key] = value
+
+
+def _rebuild(model: keras.Model, graph: _Graph, live: _Liveness, groups: list[tuple[int, int, bool]]) -> keras.Model:
+    fn = _functional(model)
+    values: dict[int, Any] = dict(zip(graph.inputs, fn.inputs))
+    taken = {layer.name for layer in model._flatten_layers(include_self=False)}
+    number = 0
+    for start, end, recompute in groups:
+        if not recompute:
+            for step in graph.steps[start:end + 1]:
+                _run(step, values)
+            continue
+        number += 1
+        name = f"segment_{number}"
+        while name in taken or f"recompute_{number}" in taken:
+            name = f"{name}_"
+        ins = _group_inputs(graph, live, start, end)
+        outs = _group_outputs(graph, live, start, end)
+        local: dict[int, Any] = {
+            k: keras.Input(batch_shape=graph.specs[k].shape, dtype=graph.specs[k].dtype,
+                           name=f"{name}_input_{j}")
+            for j, k in enumerate(ins)
+        }
+        sub_inputs = [local[k] for k in ins]
+        for step in graph.steps[start:end + 1]:
+            _run(step, local)
+        sub = keras.Model(
+            sub_inputs[0] if len(ins) == 1 else sub_inputs,
+            local[outs[0]] if len(outs) == 1 else [local[k] for k in outs],
+            name=name,
+        )
+        wrapper = Recompute(sub, name=name.replace("segment", "recompute", 1))
+        result = wrapper(values[ins[0]] if len(ins) == 1 else [values[k] for k in ins])
+        for key, value in zip(outs, tree.flatten(result)):
+            values[key] = value
+    outputs = [values[k] for k in graph.outputs]
+    structure = getattr(fn, "_outputs_struct", None)
+    packed = tree.pack_sequence_as(structure, outputs) if structure is not None else outputs
+    inputs = getattr(fn, "_inputs_struct", fn.inputs)
+    return keras.Model(inputs, packed, name=model.name)
+
+
+@export("tenfold.remat.plan")
+def plan(
+    model: keras.Model,
+    policy: str | int | Sequence[str] = "sqrt",
+    *,
+    budget_bytes: int | None = None,
+    batch_size: int | None = None,
+) -> Plan:
+    """The segments :func:`apply` would make, without building them (see :func:`apply`).
+
+    Example:
+    >>> i = keras.Input((4,))
+    >>> h = keras.layers.Dense(4, name="a")(i)
+    >>> h = keras.layers.Dense(4, name="b")(h) + h
+    >>> p = plan(keras.Model(i, keras.layers.Dense(2, name="c")(h)), 1)
+    >>> p.segments, p.plain
+    ([['a', 'b', 'add']], ['c'])
+    """
+    graph = _graph(model)
+    return _make_plan(model, graph, _liveness(graph), policy, budget_bytes, batch_size)
+
+
+@export("tenfold.remat.apply")
+def apply(
+    model: keras.Model,
+    policy: str | int | Sequence[str] = "sqrt",
+    *,
+    budget_bytes: int | None = None,
+    batch_size: int | None = None,
+) -> keras.Model:
+    """A copy of ``model`` whose activations are recomputed segment by segment.
+
+    Works on any functional (or built Sequential) model: residual adds, ``keras.ops``
+    nodes, squeeze-excite branches, transformer blocks, nested models (inlined), several
+    inputs and outputs. Segments are cut at the graph's cut points (see the module
+    docstring); a segment that reads a model input or a mask computed from the inputs gets
+    it as an extra input. The result shares the original layers and weights; outputs and
+    gradients are the same, BatchNormalization statistics are updated once per step and
+    Dropout masks are replayed (see :class:`Recompute`). Compile the returned model.
 
     Args:
-        model: keras.Model. A Sequential model or a functional chain.
-        policy: ``"sqrt"`` (≈√n segments, Chen et al.), an int (that many segments), or a
-            list of layer names (each named layer is wrapped on its own). Segments are cut
-            so that their blocks' output sizes (a proxy for their activation memory) are
-            near-equal: equal block counts when the blocks are alike.
+        model: keras.Model. A functional model or a built Sequential.
+        policy: ``"sqrt"`` — ≈√n recomputed segments over the n pieces between cut points,
+            of near-equal activation bytes; an int — that many recomputed segments; a list
+            of layer names — cut after each named layer (a segment ends there; the steps
+            after the last name stay plain). In every case the last group stays plain.
+        budget_bytes: int. Instead of a policy: the fewest recomputations whose estimated
+            activation bytes (for ``batch_size`` examples) fit in this budget.
+        batch_size: int. Batch size for ``budget_bytes`` when the model's batch dimension
+            is not fixed.
 
     Returns:
-        A new keras.Model of the same kind and name.
+        A new functional keras.Model with the same name, inputs and outputs.
 
     Example:
     >>> model = tenfold.models.small_resnet((8, 8, 1), 10, blocks=(2, 2))
-    >>> [l.name for l in apply(model, "sqrt").layers if "recompute" in l.name]
+    >>> [l.name for l in apply(model, 2).layers if "recompute" in l.name]
     ['recompute_1', 'recompute_2']
     """
-    layers = _chain(model)
-    if isinstance(policy, (list, tuple)):
-        names = [layer.name for layer in layers]
-        unknown = [n for n in policy if n not in names]
-        if unknown or not policy:
-            raise ValueError(
-                f"policy names layers {unknown or policy!r} that are not in model {model.name!r}; "
-                f"its layers are {names}."
-            )
-        groups = [[i] for i in range(len(layers)) if layers[i].name in policy]
-    else:
-        blocks = _blocks(layers)
-        if not blocks:
-            raise ValueError(
-                f"model {model.name!r} has no blocks to segment (ResidualBlock layers, or "
-                "Dense/Conv layers other than the head)."
-            )
-        count = segments_for(policy, len(blocks))
-        starts = balanced_cuts(_output_sizes(layers, blocks), count)
-        cuts = [blocks[i] for i in starts]
-        ends = cuts[1:] + [blocks[-1] + 1]
-        groups = [list(range(a, b)) for a, b in zip(cuts, ends)]
-    wrapped: dict[int, Recompute] = {}
-    for number, group in enumerate(groups, start=1):
-        members = [layers[i] for i in group]
-        inner = members[0] if len(members) == 1 else keras.Sequential(
-            members, name=f"segment_{number}"
-        )
-        wrapped[group[0]] = Recompute(inner, name=f"recompute_{number}")
-    skip = {i for group in groups for i in group[1:]}
-    sequence = [wrapped.get(i, layer) for i, layer in enumerate(layers) if i not in skip]
-    if isinstance(model, keras.Sequential):
-        new = keras.Sequential(sequence, name=model.name)
-        if model.inputs:
-            new.build(model.inputs[0].shape)
-        return new
-    inputs = keras.Input(
-        batch_shape=model.inputs[0].shape, dtype=model.inputs[0].dtype, name=model.inputs[0].name
-    )
-    x = inputs
-    for layer in sequence:
-        x = layer(x)
-    return keras.Model(inputs, x, name=model.name)
+    graph = _graph(model)
+    live = _liveness(graph)
+    chosen = _make_plan(model, graph, live, policy, budget_bytes, batch_size)
+    return _rebuild(model, graph, live, chosen.groups)

@@ -87,9 +87,10 @@ class Recompute(keras.layers.Wrapper):
     saved is that segment's internal activations. Randomness is replayed (a Dropout inside
     draws the same mask in the recomputation) and BatchNormalization moving statistics are
     updated once per step. Works in eager mode, inside ``fit`` in graph mode and with
-    ``jit_compile=True``; the wrapped layer keeps its own dtype policy. Needs the
-    TensorFlow backend (built on ``tf.custom_gradient``) or the JAX backend (built on
-    ``jax.checkpoint`` around the layer's ``stateless_call``).
+    ``jit_compile=True``; the wrapped layer keeps its own dtype policy. On TensorFlow it is
+    built on ``tf.custom_gradient``; on JAX on ``jax.checkpoint`` and on PyTorch on
+    ``torch.utils.checkpoint`` (non-reentrant), both around the layer's ``stateless_call``
+    so that the state (seed generators, moving statistics) is read once and assigned once.
 
     Args:
         layer: keras.layers.Layer. The layer (or a Sequential segment of layers) to wrap.
@@ -138,12 +139,15 @@ class Recompute(keras.layers.Wrapper):
 
     def call(self, inputs: Any, training: Any = None, mask: Any = None) -> Any:
         kwargs = self._call_kwargs(training, mask)
-        if keras.backend.backend() == "jax":
+        backend = keras.backend.backend()
+        if backend == "jax":
             return self._call_jax(inputs, kwargs)
-        if keras.backend.backend() != "tensorflow":
+        if backend == "torch":
+            return self._call_torch(inputs, kwargs)
+        if backend != "tensorflow":
             raise NotImplementedError(
-                "tenfold.remat.Recompute supports the TensorFlow and JAX backends; "
-                f"the Keras backend is {keras.backend.backend()!r}."
+                "tenfold.remat.Recompute supports the TensorFlow, JAX and PyTorch backends; "
+                f"the Keras backend is {backend!r}."
             )
         tf = tensorflow("tenfold.remat.Recompute")
         layer = self.layer
@@ -212,3 +216,35 @@ class Recompute(keras.layers.Wrapper):
         for variable, value in zip(layer.non_trainable_variables, new_state):
             variable.assign(value)
         return outputs
+
+    def _call_torch(self, inputs: Any, kwargs: dict[str, Any]) -> Any:
+        # PyTorch: torch.utils.checkpoint (non-reentrant) around the same pure function;
+        # the state is passed as a copy, so assigning the new state after the forward pass
+        # does not change what the recomputation reads (same Dropout mask, one update)
+        import importlib
+
+        torch = importlib.import_module("torch")
+        checkpoint = importlib.import_module("torch.utils.checkpoint").checkpoint
+        layer = self.layer
+        trainable = [v.value for v in layer.trainable_variables]
+        state = [torch.clone(v.value).detach() for v in layer.non_trainable_variables]
+        flat_inputs = keras.tree.flatten(inputs)
+        n_in, n_tr = len(flat_inputs), len(trainable)
+        structure: list[Any] = []
+
+        def pure(*flat: Any) -> Any:
+            packed = keras.tree.pack_sequence_as(inputs, list(flat[:n_in]))
+            outputs, new_state = layer.stateless_call(
+                list(flat[n_in:n_in + n_tr]), list(flat[n_in + n_tr:]), packed, **kwargs
+            )
+            structure[:] = [outputs]
+            return tuple(keras.tree.flatten(outputs)) + tuple(new_state)
+
+        if not torch.is_grad_enabled():  # inference: nothing to recompute
+            flat_out = pure(*flat_inputs, *trainable, *state)
+        else:
+            flat_out = checkpoint(pure, *flat_inputs, *trainable, *state, use_reentrant=False)
+        n_out = len(flat_out) - len(state)
+        for variable, value in zip(layer.non_trainable_variables, flat_out[n_out:]):
+            variable.assign(value.detach())
+        return keras.tree.pack_sequence_as(structure[0], list(flat_out[:n_out]))

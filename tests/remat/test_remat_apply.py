@@ -1,145 +1,225 @@
-"""tenfold.remat.apply and peak_memory: segmenting policies, fit in graph mode and with XLA
-equal to the plain model, and a lower peak memory."""
+"""tenfold.remat.apply on any functional model: cut points, segment sizes, policies, budget,
+and gradients / state equal to the plain model (TensorFlow; JAX and PyTorch in
+test_backends.py)."""
 
+import graphs
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
+from gradcheck import compare
 
 import tenfold
-from tenfold.remat import Recompute, apply, peak_memory, segments_for
+from tenfold.remat import Recompute, apply, plan, segments_for
 from tenfold.remat.apply import balanced_cuts
 
 
-def _x(shape, seed=0):
-    return np.random.default_rng(seed).normal(size=shape).astype("float32")
+def _segments(model):
+    return [layer for layer in model.layers if isinstance(layer, Recompute)]
 
 
-def _model(wrap):
-    keras.utils.set_random_seed(4)
-    model = tenfold.models.small_resnet((8, 8, 1), 4, width=4, blocks=(1, 1))
-    return apply(model, "sqrt") if wrap else model
+def _same_outputs(a, b, x):
+    for p, q in zip(keras.tree.flatten(a(x)), keras.tree.flatten(b(x))):
+        np.testing.assert_allclose(np.asarray(q), np.asarray(p), rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("jit_compile", [False, True])
-def test_fit_in_graph_mode_and_with_xla_matches_plain_fit(jit_compile):
-    x, y = _x((16, 8, 8, 1), seed=5), np.arange(16) % 4
-    results = []
-    for wrap in (False, True):
-        model = _model(wrap)
-        model.compile(
-            keras.optimizers.SGD(0.05), keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-            jit_compile=jit_compile,
-        )
-        history = model.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
-        results.append((history.history["loss"], [np.asarray(v) for v in model.variables]))
-    (loss_a, vars_a), (loss_b, vars_b) = results
-    np.testing.assert_allclose(loss_b, loss_a, rtol=1e-4)
-    assert len(vars_a) == len(vars_b)
-    for a, b in zip(vars_a, vars_b):  # BN moving statistics included: updated once per step
-        np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-5)
+# ---------------------------------------------------------------- graphs of every shape
 
 
-# ---------------------------------------------------------------- apply(model, policy)
+def test_minimal_x_plus_y_model():
+    # the issue's minimal case: an operation node (no .weights) next to a layer
+    i = keras.Input((8, 8, 3))
+    h = keras.layers.Conv2D(3, 1)(i)
+    h = keras.layers.Conv2D(3, 1)(h + i)
+    model = keras.Model(i, keras.layers.Conv2D(2, 1)(h + i))
+    wrapped = apply(model, 1)
+    assert len(_segments(wrapped)) == 1
+    x = graphs.dag_input()
+    _same_outputs(model, wrapped, x)
+    compare(model, wrapped, x)
 
 
-def test_apply_segments_resnet_blocks_by_sqrt_int_and_names():
-    model = tenfold.models.small_resnet((8, 8, 1), 3, width=4, blocks=(3, 3, 3))
+def test_dag_with_residuals_squeeze_excite_bn_and_dropout():
+    model = graphs.dag()
+    p = plan(model, "sqrt")
+    # every residual add is a cut point; inside a block nothing is (the shortcut is live
+    # there, and inside the squeeze-excite branch the features too)
+    assert {"b0_add", "b1_add", "pool"} <= set(p.cut_points)
+    assert not {"b0_conv1", "b0_bn", "b0_se", "multiply", "b0_drop"} & set(p.cut_points)
     wrapped = apply(model, "sqrt")
-    segments = [layer for layer in wrapped.layers if isinstance(layer, Recompute)]
-    assert len(segments) == 3
-    # cut by activation size, not block count: outputs per example are 8·8·4 = 256 in stage
-    # 1, 128 in stage 2, 64 in stage 3 (total 1344); cuts where the running sum first
-    # reaches 1/3 and 2/3 of it: after 2 blocks (512) and after 4 (896)
-    assert [len(s.layer.layers) for s in segments] == [2, 2, 5]
-    names = [layer.name for layer in wrapped.layers]
-    assert names[:4] == ["image", "stem_conv", "stem_norm", "stem_act"]
-    assert names[-2:] == ["pool", "classifier"]
-    assert len([layer for layer in apply(model, 2).layers if isinstance(layer, Recompute)]) == 2
-    one = apply(model, ["stage2_block1", "stage3_block3"])
-    wrapped_names = [layer.layer.name for layer in one.layers if isinstance(layer, Recompute)]
-    assert wrapped_names == ["stage2_block1", "stage3_block3"]
-    x = _x((2, 8, 8, 1))
-    np.testing.assert_allclose(wrapped.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-5)
+    assert len(_segments(wrapped)) == len(p.segments) >= 2
+    assert p.plain[-1] == "logits"
+    moved = compare(model, wrapped, graphs.dag_input())
+    # the moving statistics and the Dropout seed states moved, once (compare checks equal)
+    assert any("moving_mean" in path for path in moved)
+    assert any("seed_generator" in path for path in moved)
 
 
-def test_apply_segments_mlp_and_sequential():
-    model = tenfold.models.mlp((4,), 2, hidden=(8,) * 9)
-    wrapped = apply(model)  # 9 hidden Dense blocks, head excluded → 3 segments
-    assert sum(isinstance(layer, Recompute) for layer in wrapped.layers) == 3
-    assert wrapped.layers[-1].name == "classifier"
-    seq = keras.Sequential([keras.Input((4,))] + [keras.layers.Dense(4) for _ in range(5)])
-    out = apply(seq, 2)
-    assert isinstance(out, keras.Sequential)
-    assert sum(isinstance(layer, Recompute) for layer in out.layers) == 2
+def test_nested_models_are_inlined_shared_block_twice():
+    model = graphs.nested()
+    p = plan(model, 2)
+    flat = [name for seg in p.segments for name in seg] + p.plain
+    # both calls of the shared block appear, by their path through the nested model
+    assert sum(name.startswith("block/") for name in flat) == 2 * 3
+    assert any(name.startswith("tail/") for name in flat)
+    wrapped = apply(model, 2)
+    x = np.random.default_rng(1).normal(size=(5, 6)).astype("float32")
+    _same_outputs(model, wrapped, x)
+    moved = compare(model, wrapped, x)
+    assert any("moving_variance" in path for path in moved)
 
 
-def test_balanced_cuts():
+def test_two_inputs_two_outputs_with_a_side_input():
+    model = graphs.two_in_two_out()
+    wrapped = apply(model, 2)
+    assert sorted(wrapped.output.keys()) == ["aux", "main"]
+    segments = _segments(wrapped)
+    assert len(segments) == 2
+    # the "scale" input feeds every block: the segments take it as a second input
+    assert all(len(s.layer.inputs) == 2 for s in segments)
+    # "aux" leaves the graph from inside a segment: that segment has two outputs
+    assert max(len(s.layer.outputs) for s in segments) == 2
+    x = graphs.two_inputs()
+    _same_outputs(model, wrapped, x)
+    compare(model, wrapped, x)
+
+
+def test_transformer_encoder_with_padding_mask_and_attention_dropout():
+    model = graphs.encoder()
+    p = plan(model, "sqrt")
+    # the attention mask is computed from an input by weight-free ops: a side tensor, so
+    # the residual adds and layer norms are cut points despite it
+    assert {"b0_ln1", "b0_ln2", "b1_ln2"} <= set(p.cut_points)
+    wrapped = apply(model, "sqrt")
+    assert len(_segments(wrapped)) >= 2
+    x = graphs.encoder_inputs()
+    _same_outputs(model, wrapped, x)
+    moved = compare(model, wrapped, x)
+    assert any("seed_generator" in path for path in moved)  # attention + FFN dropout
+
+
+def test_sequential_model():
+    keras.utils.set_random_seed(0)
+    seq = keras.Sequential([keras.Input((4,))] + [keras.layers.Dense(4, activation="tanh")
+                                                   for _ in range(6)])
+    wrapped = apply(seq, 2)
+    assert len(_segments(wrapped)) == 2
+    x = np.ones((3, 4), "float32")
+    _same_outputs(seq, wrapped, x)
+    compare(seq, wrapped, x)
+
+
+def test_tenfold_models_keep_working():
+    model = tenfold.models.small_resnet((8, 8, 1), 3, width=4, blocks=(2, 2, 2))
+    wrapped = apply(model, "sqrt")
+    assert len(_segments(wrapped)) >= 2
+    compare(model, wrapped, np.random.default_rng(0).normal(size=(2, 8, 8, 1)).astype("float32"))
+    mlp = tenfold.models.mlp((6,), 3, hidden=(8,) * 9)
+    assert len(_segments(apply(mlp))) == 3
+
+
+# ---------------------------------------------------------------- policies
+
+
+def test_segments_are_balanced_by_activation_bytes():
+    # a chain whose early layers are 8x wider: equal bytes, not equal layer counts
+    i = keras.Input((4,))
+    h = i
+    for width in [64] * 4 + [8] * 12:
+        h = keras.layers.Dense(width)(h)
+    p = plan(keras.Model(i, h), 1)
+    # one recomputed segment and a plain tail of about half the bytes each: the four wide
+    # layers (4 x 256 B) against the twelve narrow ones (12 x 32 B) + the first wide ones
+    assert len(p.segments) == 1
+    assert len(p.segments[0]) < 4 <= len(p.plain) + 1
+
+
+def test_policy_int_and_names():
+    model = graphs.dag()
+    assert len(_segments(apply(model, 3))) == 3
+    p = plan(model, ["b0_add", "b1_add"])
+    assert p.segments[0][-1] == "b0_add" and p.segments[1][-1] == "b1_add"
+    assert p.plain[0] == "b2_conv1"
+    named = apply(model, ["b0_add", "b1_add"])
+    assert len(_segments(named)) == 2
+    # a cut after a layer that is not a cut point: the segment has two outputs
+    inner = apply(model, ["b0_conv1"])
+    assert len(_segments(inner)[0].layer.outputs) == 2
+    compare(model, inner, graphs.dag_input())
+
+
+def test_budget_bytes_picks_the_fewest_recomputations_that_fit():
+    model = graphs.dag()
+    full = plan(model, 1).activation_bytes
+    assert plan(model, budget_bytes=full * 4, batch_size=4).segments == []  # fits plain
+    tight = plan(model, budget_bytes=int(full * 4 * 0.7), batch_size=4)
+    assert tight.segments and tight.planned_bytes * 4 <= full * 4 * 0.7
+    looser = plan(model, budget_bytes=int(full * 4 * 0.9), batch_size=4)
+    recomputed = lambda p: sum(len(s) for s in p.segments)  # noqa: E731
+    assert recomputed(looser) <= recomputed(tight)
+    wrapped = apply(model, budget_bytes=int(full * 4 * 0.7), batch_size=4)
+    compare(model, wrapped, graphs.dag_input())
+    with pytest.raises(ValueError, match="budget_bytes=10 is below what recomputation can reach"):
+        plan(model, budget_bytes=10, batch_size=4)
+    with pytest.raises(ValueError, match="budget_bytes needs batch_size"):
+        plan(model, budget_bytes=10**9)
+    with pytest.raises(ValueError, match="give policy or budget_bytes, not both"):
+        plan(model, 2, budget_bytes=10**9, batch_size=4)
+
+
+def test_balanced_cuts_and_segments_for():
     assert balanced_cuts([1] * 16, 4) == [0, 4, 8, 12]
     assert balanced_cuts([4] * 4 + [2] * 4 + [1] * 4 + [0.5] * 4, 4) == [0, 2, 4, 8]
     assert balanced_cuts([100, 1, 1, 1], 4) == [0, 1, 2, 3]
     assert balanced_cuts([1, 1, 1, 100], 2) == [0, 3]
     with pytest.raises(ValueError, match="count must be between 1 and 3, received 4"):
         balanced_cuts([1, 1, 1], 4)
-
-
-def test_segments_for():
     assert [segments_for("sqrt", n) for n in (1, 2, 4, 9, 16, 20)] == [1, 1, 2, 3, 4, 4]
-    assert segments_for(5, 9) == 5
 
 
 @pytest.mark.parametrize(
     "policy,error,match",
     [
-        ("cube", ValueError, "policy must be 'sqrt'.*received 'cube'"),
-        (0, ValueError, "policy as a segment count must be >= 1, received 0"),
-        (99, ValueError, "asks for 99 segments but the model has only 3 blocks"),
-        (1.5, TypeError, "policy must be 'sqrt', an int or a list"),
-        (["nope"], ValueError, r"layers \['nope'\] that are not in model"),
+        ("cube", ValueError, "policy must be one of 'sqrt', received 'cube'"),
+        (0, ValueError, "policy must be an integer >= 1, received 0"),
+        (99, ValueError, "asks for 99 recomputed segments but model 'dag' has"),
+        (1.5, TypeError, "policy must be 'sqrt', an int or a list of layer names"),
+        (True, TypeError, "policy must be 'sqrt', an int or a list of layer names"),
+        (["b0_ad"], ValueError, "names layer 'b0_ad', which is not in model 'dag'.*Did you mean 'b0_add'"),
+        ([], ValueError, "must not be empty"),
     ],
 )
-def test_apply_bad_policy(policy, error, match):
-    model = tenfold.models.small_resnet((8, 8, 1), 3, width=4, blocks=(1, 1, 1))
+def test_bad_policy(policy, error, match):
     with pytest.raises(error, match=match):
-        apply(model, policy)
+        apply(graphs.dag(), policy)
 
 
-def test_apply_rejects_a_branching_model():
-    inputs = keras.Input((4,))
-    a = keras.layers.Dense(4)(inputs)
-    b = keras.layers.Dense(4)(inputs)
-    model = keras.Model(inputs, keras.layers.Add()([a, b]))
-    with pytest.raises(ValueError, match="needs a chain of layers"):
-        apply(model)
+def test_subclassed_and_unbuilt_models_are_refused_by_name():
+    class Net(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.d = keras.layers.Dense(2)
+
+        def call(self, x):
+            return self.d(x)
+
+    with pytest.raises(TypeError, match="received <Net.*subclassed model has no graph"):
+        apply(Net())
+    with pytest.raises(ValueError, match="Sequential model that is not built"):
+        apply(keras.Sequential([keras.layers.Dense(2)]))
+    i = keras.Input((3,))
+    with pytest.raises(ValueError, match="has no cut point"):
+        apply(keras.Model(i, keras.layers.Dense(2)(i)))
 
 
-# ---------------------------------------------------------------- peak_memory
+def test_saved_and_loaded_with_the_segments():
+    import os
+    import tempfile
 
-
-def test_peak_memory_counts_a_known_allocation():
-    x = tf.ones((256, 1024))  # 1 MiB
-    peak = peak_memory(lambda: x * 2.0 + 1.0)
-    assert peak >= 256 * 1024 * 4
-
-
-def test_recompute_lowers_the_peak_memory_of_a_training_step():
-    x = tf.constant(_x((1024, 64)))
-    y = tf.constant(np.arange(1024) % 4)
-    peaks = []
-    for wrap in (False, True):
-        keras.utils.set_random_seed(0)
-        model = tenfold.models.mlp((64,), 4, hidden=(256,) * 16)
-        if wrap:
-            model = apply(model, "sqrt")
-        loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-        @tf.function
-        def step(x, y, model=model, loss_fn=loss_fn):
-            with tf.GradientTape() as tape:
-                loss = loss_fn(y, model(x, training=True))
-            return tape.gradient(loss, model.trainable_variables)
-
-        step(x, y)
-        peaks.append(peak_memory(lambda step=step: step(x, y)))
-    # 16 activations of 1 MiB each are kept without remat; about 4 + 4 with it
-    assert peaks[1] < 0.75 * peaks[0], peaks
+    model = apply(graphs.two_in_two_out(), 2)
+    x = graphs.two_inputs()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "m.keras")
+        model.save(path)
+        loaded = keras.saving.load_model(path, safe_mode=True)
+    assert len(_segments(loaded)) == 2
+    _same_outputs(model, loaded, x)
