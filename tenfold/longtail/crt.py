@@ -13,6 +13,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from tenfold import _validate as v
 from tenfold._api import export
 from tenfold._tf import tensorflow
 from tenfold.data.resample import STRATEGIES, resample
@@ -71,13 +72,13 @@ def retrain_classifier(
     """
     tf = tensorflow("tenfold.longtail.retrain_classifier")
     counts = validate_class_counts(class_counts)
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise ValueError(f"epochs must be a positive int, received {epochs!r}.")
-    if sampler not in STRATEGIES or sampler == "progressive":
-        accepted = [s for s in STRATEGIES if s != "progressive"]
-        raise ValueError(f"sampler must be one of {', '.join(map(repr, accepted))}, received {sampler!r}.")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, received {batch_size!r}.")
+    epochs = v.integer("epochs", epochs, low=1)
+    v.choice("sampler", sampler, [s for s in STRATEGIES if s != "progressive"])
+    batch_size = v.integer("batch_size", batch_size, low=1)
+    reinitialize = v.boolean("reinitialize", reinitialize)
+    seed = v.integer("seed", seed, allow_none=True)
+    if optimizer is None:
+        v.positive("learning_rate", learning_rate)
     head = classifier_layer(model, layer_name=layer_name)
     if isinstance(dataset, tuple) and len(dataset) == 2:
         dataset = tf.data.Dataset.from_tensor_slices(

@@ -18,16 +18,11 @@ import keras
 import numpy as np
 from keras import ops
 
+from tenfold import _validate as v
 from tenfold._api import export
 from tenfold.ops.long_tail import log_prior, logit_adjust, tau_norm_kernel, validate_class_counts
 
 METHODS = ("adjust_logits", "tau_norm")
-
-
-def _check_tau(tau: Any) -> float:
-    if isinstance(tau, bool) or not isinstance(tau, (int, float, np.floating)) or not np.isfinite(tau):
-        raise ValueError(f"tau must be a finite float, received {tau!r}.")
-    return float(tau)
 
 
 @export("tenfold.longtail.adjust_logits")
@@ -49,7 +44,7 @@ def adjust_logits(logits: Any, class_counts: Sequence[int], *, tau: float = 1.0)
     [[1.105, 2.303]]
     """
     counts = validate_class_counts(class_counts)
-    tau = _check_tau(tau)
+    tau = v.number("tau", tau)
     as_numpy = isinstance(logits, (np.ndarray, list, tuple))
     if as_numpy:
         array = np.asarray(logits)
@@ -136,7 +131,7 @@ def tau_normalize(model_or_dense: Any, *, tau: float = 1.0, layer_name: str | No
     >>> np.linalg.norm(dense.kernel.numpy(), axis=0).round(4).tolist()
     [1.0, 1.0]
     """
-    tau = _check_tau(tau)
+    tau = v.number("tau", tau)
     layer = _dense_head(classifier_layer(model_or_dense, layer_name=layer_name))
     if not layer.built:
         raise ValueError(f"the classifier layer {layer.name!r} is not built yet; call the model first.")
@@ -216,13 +211,16 @@ def search_tau(
     0.3
     """
     counts = validate_class_counts(class_counts)
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {', '.join(map(repr, METHODS))}, received {method!r}.")
-    candidates = [float(t) for t in (np.round(np.arange(0.0, 2.0001, 0.1), 10) if taus is None else taus)]
-    if not candidates:
-        raise ValueError("taus must hold at least one candidate, received an empty list.")
-    for t in candidates:
-        _check_tau(t)
+    v.choice("method", method, METHODS)
+    batch_size = v.integer("batch_size", batch_size, low=1)
+    if taus is None:
+        candidates = [float(t) for t in np.round(np.arange(0.0, 2.0001, 0.1), 10)]
+    else:
+        if isinstance(taus, (str, bytes)) or not isinstance(taus, Sequence):
+            raise TypeError(f"taus must be a list of numbers, received {taus!r} of type {type(taus).__name__}.")
+        if not taus:
+            raise ValueError("taus must hold at least one candidate, received an empty list.")
+        candidates = [v.number(f"taus[{i}]", t) for i, t in enumerate(taus)]
     y_true = np.asarray(y).reshape(-1).astype("int64")
     num_classes = len(counts)
     scores = []

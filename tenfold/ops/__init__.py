@@ -1,14 +1,20 @@
-"""tenfold.ops — filled in by its technique's issue."""
+"""tenfold.ops: the techniques' math as pure functions in ``keras.ops``.
 
-__all__: list[str] = []
+Small functions that read like the papers' equations, shared by the components and checked
+against float64 references in the tests: unit-wise norms and adaptive clipping (AGC),
+factored second moments (Adafactor, SM3), kernel standardization (NFNets), branch and
+batch-norm fusion (ACNet, RepVGG), cyclical learning-rate curves, and the long-tail
+priors, weights, margins and logit adjustment. Nothing here holds state or imports the rest
+of tenfold (arguments are checked through the stdlib-only ``tenfold._validate``).
+"""
 
-from tenfold.ops.clipping import adaptive_clip, unitwise_norm  # noqa: E402
-from tenfold.ops.cyclical import (  # noqa: E402
+from tenfold.ops.clipping import adaptive_clip, unitwise_norm
+from tenfold.ops.cyclical import (
     cyclical_learning_rate,
     cyclical_position,
     one_cycle_learning_rate,
 )
-from tenfold.ops.factored import (  # noqa: E402
+from tenfold.ops.factored import (
     factored_dims,
     factored_rsqrt,
     factored_second_moment,
@@ -16,22 +22,8 @@ from tenfold.ops.factored import (  # noqa: E402
     sm3_cover_max,
     sm3_cover_min,
 )
-
-__all__ += [
-    "adaptive_clip",
-    "cyclical_learning_rate",
-    "cyclical_position",
-    "one_cycle_learning_rate",
-    "factored_dims",
-    "factored_rsqrt",
-    "factored_second_moment",
-    "rms",
-    "sm3_cover_max",
-    "sm3_cover_min",
-    "unitwise_norm",
-]
-
-from tenfold.ops.long_tail import (  # noqa: E402
+from tenfold.ops.fusion import fold_batch_norm, identity_kernel, pad_kernel
+from tenfold.ops.long_tail import (
     class_balanced_weights,
     class_prior,
     ldam_margins,
@@ -42,20 +34,31 @@ from tenfold.ops.long_tail import (  # noqa: E402
     tau_norm_kernel,
     validate_class_counts,
 )
+from tenfold.ops.standardize import standardize_kernel
 
-__all__ += [
+__all__ = [
+    "adaptive_clip",
     "class_balanced_weights",
     "class_prior",
+    "cyclical_learning_rate",
+    "cyclical_position",
+    "factored_dims",
+    "factored_rsqrt",
+    "factored_second_moment",
+    "fold_batch_norm",
+    "identity_kernel",
     "ldam_margins",
     "log_prior",
     "logit_adjust",
+    "one_cycle_learning_rate",
+    "pad_kernel",
     "progressive_weights",
+    "rms",
     "sampling_weights",
+    "sm3_cover_max",
+    "sm3_cover_min",
+    "standardize_kernel",
     "tau_norm_kernel",
+    "unitwise_norm",
     "validate_class_counts",
 ]
-
-from tenfold.ops.fusion import fold_batch_norm, identity_kernel, pad_kernel  # noqa: E402
-from tenfold.ops.standardize import standardize_kernel  # noqa: E402
-
-__all__ += ["fold_batch_norm", "identity_kernel", "pad_kernel", "standardize_kernel"]

@@ -19,18 +19,22 @@ References:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from keras import ops
 
+from tenfold._validate import fraction, integer, integers, non_negative, number, positive
+
 SAMPLING_EXPONENTS = {"instance": 1.0, "square_root": 0.5, "class_balanced": 0.0}
 
 
 def validate_class_counts(class_counts: Any, name: str = "class_counts") -> list[int]:
-    """``class_counts`` as a list of positive Python ints, or a ValueError saying why not.
+    """``class_counts`` (training examples per class) as a list of at least 2 positive ints.
+
+    A NumPy array is accepted; a wrong type is a TypeError, a count below 1 a ValueError,
+    both naming the entry.
 
     Example:
     >>> validate_class_counts([5, 2])
@@ -38,29 +42,16 @@ def validate_class_counts(class_counts: Any, name: str = "class_counts") -> list
     >>> validate_class_counts([5, 0])
     Traceback (most recent call last):
     ...
-    ValueError: class_counts must be a list of positive ints (training examples per class); entry 1 is 0, received [5, 0].
+    ValueError: class_counts[1] must be an integer >= 1, received 0.
     """
-    head = (
-        f"{name} must be a list of positive ints (training examples per class)"
-    )
-    if isinstance(class_counts, (str, bytes, dict)) or not hasattr(class_counts, "__len__"):
-        raise ValueError(f"{head}, received {class_counts!r}.")
-    values = list(np.asarray(class_counts).reshape(-1).tolist()) if isinstance(
-        class_counts, np.ndarray) else list(class_counts)
-    if len(values) < 2:
-        raise ValueError(f"{head} with at least 2 classes, received {class_counts!r}.")
-    out = []
-    for i, v in enumerate(values):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer, float, np.floating)):
-            raise ValueError(  # noqa: TRY004 - the issue asks for one ValueError for any bad count
-                f"{head}; entry {i} is {v!r} of type {type(v).__name__}, received {values!r}."
-            )
-        if isinstance(v, (float, np.floating)) and (not math.isfinite(v) or v != int(v)):
-            raise ValueError(f"{head}; entry {i} is {v!r}, not a whole number, received {values!r}.")
-        if v <= 0:
-            raise ValueError(f"{head}; entry {i} is {v!r}, received {values!r}.")
-        out.append(int(v))
-    return out
+    if isinstance(class_counts, np.ndarray):
+        class_counts = class_counts.reshape(-1).tolist()
+    counts = integers(name, class_counts, low=1)
+    if len(counts) < 2:
+        raise ValueError(
+            f"{name} must list the training examples of at least 2 classes, received {class_counts!r}."
+        )
+    return counts
 
 
 def class_prior(class_counts: Sequence[int]) -> np.ndarray:
@@ -90,8 +81,7 @@ def class_balanced_weights(class_counts: Sequence[int], beta: float = 0.9999) ->
     [1.0, 1.0, 1.0]
     """
     n = np.asarray(validate_class_counts(class_counts), dtype="float64")
-    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0.0 <= beta < 1.0:
-        raise ValueError(f"beta must be a float in [0, 1), received {beta!r}.")
+    beta = fraction("beta", beta, open_high=True)
     # 1 - β^n computed as -expm1(n·log β) stays accurate for β close to 1
     effective = -np.expm1(n * np.log(beta)) / (1.0 - beta) if beta > 0 else np.ones_like(n)
     weights = 1.0 / effective
@@ -106,10 +96,9 @@ def ldam_margins(class_counts: Sequence[int], max_margin: float = 0.5) -> np.nda
     [0.25, 0.5]
     """
     n = np.asarray(validate_class_counts(class_counts), dtype="float64")
-    if isinstance(max_margin, bool) or not isinstance(max_margin, (int, float)) or max_margin < 0:
-        raise ValueError(f"max_margin must be a float >= 0, received {max_margin!r}.")
+    max_margin = non_negative("max_margin", max_margin)
     m = n ** -0.25
-    return m * (float(max_margin) / m.max())
+    return m * (max_margin / m.max())
 
 
 def sampling_weights(class_counts: Sequence[int], exponent: float) -> np.ndarray:
@@ -122,7 +111,7 @@ def sampling_weights(class_counts: Sequence[int], exponent: float) -> np.ndarray
     [0.6667, 0.3333]
     """
     n = np.asarray(validate_class_counts(class_counts), dtype="float64")
-    w = n ** float(exponent)
+    w = n ** number("exponent", exponent)
     return w / w.sum()
 
 
@@ -136,8 +125,8 @@ def progressive_weights(class_counts: Sequence[int], epoch: int, epochs: int) ->
     >>> progressive_weights([3, 1], 0, 3).tolist(), progressive_weights([3, 1], 2, 3).tolist()
     ([0.75, 0.25], [0.5, 0.5])
     """
-    if int(epochs) < 1:
-        raise ValueError(f"epochs must be a positive int, received {epochs!r}.")
+    epochs = integer("epochs", epochs, low=1)
+    epoch = integer("epoch", epoch)
     alpha = 1.0 if epochs == 1 else min(max(float(epoch), 0.0), epochs - 1.0) / (epochs - 1.0)
     return (1.0 - alpha) * sampling_weights(class_counts, 1.0) + alpha * sampling_weights(
         class_counts, 0.0
@@ -161,8 +150,9 @@ def tau_norm_kernel(kernel: Any, tau: float = 1.0, *, epsilon: float = 1e-12) ->
     ``w_j ← w_j / ‖w_j‖^τ`` (Kang et al. 2020, eq. 3); τ = 0 returns the kernel unchanged,
     τ = 1 gives unit-norm columns. The norm is computed in float32.
     """
+    tau, epsilon = number("tau", tau), positive("epsilon", epsilon)
     kernel = ops.convert_to_tensor(kernel)
     k32 = ops.cast(kernel, "float32")
     norms = ops.sqrt(ops.sum(ops.square(k32), axis=0, keepdims=True))
-    scale = ops.power(ops.maximum(norms, epsilon), -float(tau))
+    scale = ops.power(ops.maximum(norms, epsilon), -tau)
     return ops.cast(k32 * scale, kernel.dtype)

@@ -15,6 +15,8 @@ from typing import Any
 import keras
 from keras import ops
 
+from tenfold._validate import number
+
 
 def standardize_kernel(kernel: Any, *, gain: Any = None, epsilon: float = 1e-4) -> Any:
     """Standardize a kernel per output channel (the last axis).
@@ -34,7 +36,8 @@ def standardize_kernel(kernel: Any, *, gain: Any = None, epsilon: float = 1e-4) 
         kernel: tensor of rank >= 2, output channels last (Keras' Conv/Dense layout).
         gain: optional tensor broadcastable to ``kernel.shape[-1:]``: the learnable
             per-channel scale. ``None`` means 1.
-        epsilon: float > 0. Floor on ``fan_in * variance``. Defaults to ``1e-4``.
+        epsilon: float in (0, 1). Floor on ``fan_in * variance``, which standardization
+            brings to 1 (a floor at 1 or more would stop it). Defaults to ``1e-4``.
 
     Returns:
         The standardized kernel, same shape and dtype as ``kernel``.
@@ -45,8 +48,7 @@ def standardize_kernel(kernel: Any, *, gain: Any = None, epsilon: float = 1e-4) 
     >>> bool(np.allclose(np.mean(np.asarray(w), axis=(0, 1, 2)), 0.0, atol=1e-5))
     True
     """
-    if not isinstance(epsilon, (int, float)) or isinstance(epsilon, bool) or not epsilon > 0:
-        raise ValueError(f"epsilon must be a positive float, received {epsilon!r}.")
+    epsilon = number("epsilon", epsilon, low=0, high=1, low_open=True, high_open=True)
     kernel = ops.convert_to_tensor(kernel)
     rank = len(kernel.shape)
     if rank < 2:

@@ -36,9 +36,9 @@ def test_adjust_logits_reference_and_identity():
 def test_adjust_logits_bad_input():
     with pytest.raises(ValueError, match=r"logits have 3 classes but class_counts has 4"):
         adjust_logits(np.zeros((2, 3)), COUNTS)
-    with pytest.raises(ValueError, match=r"tau must be a finite float, received nan"):
+    with pytest.raises(ValueError, match=r"tau must be a finite number, received nan"):
         adjust_logits(np.zeros((2, 4)), COUNTS, tau=float("nan"))
-    with pytest.raises(ValueError, match=r"class_counts must be a list of positive ints"):
+    with pytest.raises(ValueError, match=r"class_counts\[1\] must be an integer >= 1, received -1"):
         adjust_logits(np.zeros((2, 2)), [3, -1])
 
 
@@ -176,5 +176,5 @@ def test_crt_bad_input():
     model = _model()
     with pytest.raises(ValueError, match=r"sampler must be one of 'class_balanced', 'square_root', 'instance', received 'progressive'"):
         retrain_classifier(model, (np.zeros((4, 6)), np.arange(4)), COUNTS, sampler="progressive")
-    with pytest.raises(ValueError, match=r"epochs must be a positive int, received 0"):
+    with pytest.raises(ValueError, match=r"epochs must be an integer >= 1, received 0"):
         retrain_classifier(model, (np.zeros((4, 6)), np.arange(4)), COUNTS, epochs=0)

@@ -234,21 +234,21 @@ def test_config_round_trip_keeps_every_argument():
 
 
 @pytest.mark.parametrize(
-    "counts,match",
+    "counts,error,match",
     [
-        ([10, 0, 3], r"entry 1 is 0"),
-        ([10, -2], r"entry 1 is -2"),
-        ([10, 2.5], r"entry 1 is 2.5, not a whole number"),
-        ([10, "3"], r"entry 1 is '3' of type str"),
-        ([10, True], r"entry 1 is True"),
-        ([7], r"at least 2 classes"),
-        ("10,3", r"received '10,3'"),
-        (None, r"received None"),
+        ([10, 0, 3], ValueError, r"class_counts\[1\] must be an integer >= 1, received 0\."),
+        ([10, -2], ValueError, r"class_counts\[1\] must be an integer >= 1, received -2\."),
+        ([10, 2.5], ValueError, r"class_counts\[1\] must be an integer, received 2.5\."),
+        ([10, "3"], TypeError, r"class_counts\[1\] must be an integer, received '3' of type str"),
+        ([10, True], TypeError, r"class_counts\[1\] must be an integer, received the bool True"),
+        ([7], ValueError, r"class_counts must list the training examples of at least 2 classes"),
+        ("10,3", TypeError, r"class_counts must be a list of integers, received '10,3'"),
+        (None, TypeError, r"class_counts must be a list of integers, received None"),
     ],
 )
 @pytest.mark.parametrize("cls", [ClassBalancedLoss, LDAMLoss, BalancedSoftmaxLoss, LogitAdjustedLoss])
-def test_bad_class_counts(cls, counts, match):
-    with pytest.raises(ValueError, match="class_counts must be a list of positive ints.*" + match):
+def test_bad_class_counts(cls, counts, error, match):
+    with pytest.raises(error, match=match):
         cls(counts)
 
 

@@ -124,7 +124,7 @@ def test_bad_input():
     with pytest.raises(ValueError, match=r"num_classes must be an integer, received 3.5"):
         PerClassAccuracy(3.5)
     assert PerClassAccuracy(3.0).num_classes == 3  # a whole float is the int it names
-    with pytest.raises(ValueError, match=r"class_counts must be a list of positive ints.*entry 0 is 0"):
+    with pytest.raises(ValueError, match=r"class_counts\[0\] must be an integer >= 1, received 0"):
         ShotAccuracy([0, 4])
     with pytest.raises(ValueError, match=r"few \(50\) must be at most many \+ 1 \(21\)"):
         ShotAccuracy([10, 4], many=20, few=50)
