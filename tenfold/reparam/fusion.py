@@ -23,7 +23,7 @@ from typing import Any
 import keras
 import numpy as np
 
-from tenfold.layers._branches import BranchBlock, bn_statistics
+from tenfold.layers._branches import BranchBlock
 from tenfold.layers.extended_batch_norm import ExtendedBatchNormalization
 from tenfold.layers.fused_batch_norm import FusedBatchNormalization
 from tenfold.layers.ws_conv import WSConv1D, WSConv2D, WSDense
@@ -95,8 +95,19 @@ def norm_axis(norm: Any, rank: int) -> int | None:
     return int(axis) % rank
 
 
+def norm_statistics(norm: Any) -> dict[str, Any]:
+    """The inference affine map of a norm (any channel axis), as float64 arrays."""
+    return {
+        "mean": np.asarray(norm.moving_mean, "float64"),
+        "variance": np.asarray(norm.moving_variance, "float64"),
+        "gamma": None if norm.gamma is None else np.asarray(norm.gamma, "float64"),
+        "beta": None if norm.beta is None else np.asarray(norm.beta, "float64"),
+        "epsilon": float(norm.epsilon),
+    }
+
+
 def _folded(kernel: np.ndarray, bias: np.ndarray | None, norm: Any) -> tuple[np.ndarray, np.ndarray]:
-    k, b = fold_batch_norm(kernel, bias, **bn_statistics(norm))
+    k, b = fold_batch_norm(kernel, bias, **norm_statistics(norm))
     return np.asarray(k, "float64"), np.asarray(b, "float64")
 
 
