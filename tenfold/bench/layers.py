@@ -16,16 +16,24 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
 from tenfold import models, reparam
-from tenfold._plot import pyplot, save_figure
-from tenfold.bench.harness import BenchContext, BenchResult, benchmark, interleave, ratio_row
-from tenfold.env import environment
+from tenfold.bench.harness import (
+    BenchContext,
+    BenchResult,
+    Panel,
+    benchmark,
+    digits,
+    figure,
+    interleave,
+    line,
+    ratio_row,
+    scatter,
+)
 
 NORMS = {"bn": "BatchNormalization", "ebn": "ExtendedBatchNormalization", "gn": "GroupNormalization"}
 
@@ -47,7 +55,8 @@ def _predictor(model: keras.Model, x: np.ndarray, calls: int) -> Any:
     return run
 
 
-def _acnet(ctx: BenchContext, result: BenchResult) -> None:
+def _acnet(ctx: BenchContext) -> tuple[list[dict[str, Any]], str]:
+    """Rows of deployed-ACNet inference time, and the fusion check table."""
     shape, batch = ((16, 16, 3), 32) if ctx.quick else ((32, 32, 3), 64)
     width, calls, repeats = (8, 3, 9) if ctx.quick else (16, 4, 41)
     x = np.random.default_rng(ctx.seed).normal(size=(batch, *shape)).astype("float32")
@@ -66,11 +75,11 @@ def _acnet(ctx: BenchContext, result: BenchResult) -> None:
         },
         repeats=repeats, warmup=3,
     )
-    result.rows.append(ratio_row(
+    rows = [ratio_row(
         "ACNet inference time, deployed vs plain conv net", samples,
         "plain Conv2D ResNet (deployed)", "ACNet ResNet, deployed",
         goal="0.95–1.05", goal_met=lambda r: 0.95 <= r <= 1.05,
-    ))
+    )]
     ctx.log("  ACNet: timing ACNet-deployed / ACNet-unfused inference")
     samples = interleave(
         {
@@ -79,14 +88,14 @@ def _acnet(ctx: BenchContext, result: BenchResult) -> None:
         },
         repeats=max(5, repeats // 2), warmup=2,
     )
-    result.rows.append(ratio_row(
+    rows.append(ratio_row(
         "ACNet inference time, unfused vs deployed", samples,
         "ACNet ResNet, deployed", "ACNet ResNet, unfused",
     ))
     diff = reparam.max_difference(acnet, fused, x)
     scale = float(np.max(np.abs(acnet.predict(x, verbose=0))))
     relative = diff / scale
-    result.tables.append(
+    return rows, (
         "| ACNet fusion check | value |\n|---|---|\n"
         f"| parameters unfused → deployed | {reparam.parameter_count(acnet):,} → "
         f"{reparam.parameter_count(fused):,} (plain conv net: {reparam.parameter_count(plain):,}) |\n"
@@ -96,7 +105,8 @@ def _acnet(ctx: BenchContext, result: BenchResult) -> None:
     )
 
 
-def _ws(ctx: BenchContext, result: BenchResult) -> None:
+def _ws(ctx: BenchContext) -> dict[str, Any]:
+    """The row of WSConv2D's training step time over Conv2D's."""
     shape, batch = ((16, 16, 3), 32) if ctx.quick else ((32, 32, 3), 64)
     width, steps, repeats = (8, 2, 9) if ctx.quick else (16, 2, 41)
     rng = np.random.default_rng(ctx.seed)
@@ -118,25 +128,18 @@ def _ws(ctx: BenchContext, result: BenchResult) -> None:
         variants[f"ResNet with {label}"] = step
     ctx.log("  WS: timing training steps Conv2D / WSConv2D")
     samples = interleave(variants, repeats=repeats, warmup=3)
-    result.rows.append(ratio_row(
+    return ratio_row(
         "WS training step time", samples, "ResNet with Conv2D", "ResNet with WSConv2D",
         goal="≤ 1.15", goal_met=lambda r: r <= 1.15,
-    ))
+    )
 
 
-def _ebn(ctx: BenchContext, result: BenchResult) -> None:
-    from tenfold.data import load
-
-    batch_sizes = (4, 128) if ctx.quick else (2, 4, 16, 128)
-    seeds = (0,) if ctx.quick else (0, 1)
-    # more epochs for larger batches, so that every batch size gets a comparable number of
-    # updates (1078 training examples: about 540, 540, 340 and 140 steps)
-    epochs = {2: 1, 4: 2, 16: 5, 128: 16}
-    if ctx.quick:
-        epochs = {b: max(1, e // 2) for b, e in epochs.items()}
+def _ebn_accuracy(ctx: BenchContext, batch_sizes: tuple[int, ...], seeds: tuple[int, ...],
+                  epochs: dict[int, int]) -> dict[str, dict[int, list[float]]]:
+    """Test accuracy of each norm at each batch size, one value per seed."""
     accuracy: dict[str, dict[int, list[float]]] = {n: {b: [] for b in batch_sizes} for n in NORMS}
     for seed in seeds:
-        splits = load("digits", seed=seed)
+        splits = digits(seed)
         for batch in batch_sizes:
             for norm in NORMS:
                 keras.utils.set_random_seed(seed)
@@ -153,6 +156,19 @@ def _ebn(ctx: BenchContext, result: BenchResult) -> None:
                 accuracy[norm][batch].append(acc)
                 ctx.log(f"  EBN: seed {seed} batch {batch:>3} {norm:>3}: test accuracy {acc:.3f} "
                         f"({time.perf_counter() - start:.0f} s)")
+    return accuracy
+
+
+def _ebn(ctx: BenchContext) -> tuple[str, str]:
+    """The table of test accuracy by norm and batch size, and its plot."""
+    batch_sizes = (4, 128) if ctx.quick else (2, 4, 16, 128)
+    seeds = (0,) if ctx.quick else (0, 1)
+    # more epochs for larger batches, so that every batch size gets a comparable number of
+    # updates (1078 training examples: about 540, 540, 340 and 140 steps)
+    epochs = {2: 1, 4: 2, 16: 5, 128: 16}
+    if ctx.quick:
+        epochs = {b: max(1, e // 2) for b, e in epochs.items()}
+    accuracy = _ebn_accuracy(ctx, batch_sizes, seeds, epochs)
     header = "| batch size (epochs) | " + " | ".join(NORMS[n] for n in NORMS) + " |"
     lines = [header, "|---|" + "---|" * len(NORMS)]
     for batch in batch_sizes:
@@ -161,56 +177,42 @@ def _ebn(ctx: BenchContext, result: BenchResult) -> None:
             values = accuracy[norm][batch]
             cells.append(f"{np.mean(values):.3f} (" + ", ".join(f"{v:.3f}" for v in values) + ")")
         lines.append(f"| {batch} ({epochs[batch]} epoch{'s' if epochs[batch] > 1 else ''}) | " + " | ".join(cells) + " |")
-    result.tables.append(
+    table = (
         "Test accuracy on digits (inference with the moving statistics), Adam 2e-3, small "
         f"ResNet width 8; mean (per seed {', '.join(map(str, seeds))}):\n\n" + "\n".join(lines)
     )
-    plot = _plot_ebn(ctx.out_dir, batch_sizes, accuracy)
-    result.plots.append(plot)
+    return table, _plot_ebn(ctx, batch_sizes, accuracy)
 
 
-def _plot_ebn(out_dir: Path, batch_sizes: tuple[int, ...], accuracy: dict[str, dict[int, list[float]]]) -> str:
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for norm, label in NORMS.items():
-        means = [np.mean(accuracy[norm][b]) for b in batch_sizes]
-        (line,) = ax.plot(batch_sizes, means, marker="o", label=label)
+def _plot_ebn(ctx: BenchContext, batch_sizes: tuple[int, ...], accuracy: dict[str, dict[int, list[float]]]) -> str:
+    series = []
+    for i, (norm, label) in enumerate(NORMS.items()):
+        color = f"C{i}"
+        series.append(line(batch_sizes, [np.mean(accuracy[norm][b]) for b in batch_sizes], label,
+                           marker="o", color=color))
         for b in batch_sizes:
-            ax.scatter([b] * len(accuracy[norm][b]), accuracy[norm][b], s=10, alpha=0.4,
-                       color=line.get_color())
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(batch_sizes, [str(b) for b in batch_sizes])
-    ax.set_xlabel("batch size")
-    ax.set_ylabel("test accuracy")
-    ax.set_title("digits, small ResNet: normalization vs batch size")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    path = out_dir / "layers_ebn.png"
-    save_figure(fig, path)
-    return str(path)
+            series.append(scatter([b] * len(accuracy[norm][b]), accuracy[norm][b], s=10, alpha=0.4, color=color))
+    panel = Panel(series, title="digits, small ResNet: normalization vs batch size", xlabel="batch size",
+                  ylabel="test accuracy", xscale={"value": "log", "base": 2},
+                  xticks=(batch_sizes, [str(b) for b in batch_sizes]), grid={"alpha": 0.3})
+    return figure(ctx.out_dir / "layers_ebn.png", [panel], size=(6, 4))
 
 
 @benchmark("layers", "ACNet deploy (fused vs plain conv, unfused vs fused), WSConv2D step cost, EBN vs BN vs GN by batch size")
-def layers_benchmark(ctx: BenchContext) -> BenchResult:
-    start = time.perf_counter()
-    result = BenchResult(
-        name="layers",
+def run(ctx: BenchContext) -> BenchResult:
+    acnet_rows, acnet_table = _acnet(ctx)
+    ws_row = _ws(ctx)
+    ebn_table, ebn_plot = _ebn(ctx)
+    return BenchResult(
         description=(
             "ACNet: inference time of the deployed ACNet ResNet / the same ResNet built from "
             "plain Conv2D (also deployed, BN folded), unfused / deployed, and the fusion error; "
             "WS: training step time WSConv2D / Conv2D; EBN: test accuracy by batch size."
         ),
-        quick=ctx.quick,
-        command="tenfold bench layers" + (" --quick" if ctx.quick else ""),
+        rows=[*acnet_rows, ws_row], tables=[acnet_table, ebn_table], plots=[ebn_plot],
+        notes=[
+            "Timings are medians of interleaved rounds (A, B, A, B, ...) after warm-up on a shared "
+            "machine; EBN accuracies are single short runs per seed, so differences of a few points "
+            "at one batch size are within noise."
+        ],
     )
-    _acnet(ctx, result)
-    _ws(ctx, result)
-    _ebn(ctx, result)
-    result.notes.append(
-        "Timings are medians of interleaved rounds (A, B, A, B, ...) after warm-up on a shared "
-        "machine; EBN accuracies are single short runs per seed, so differences of a few points "
-        "at one batch size are within noise."
-    )
-    result.env = environment()
-    result.seconds = time.perf_counter() - start
-    return result

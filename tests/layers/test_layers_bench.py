@@ -2,14 +2,13 @@
 
 import pytest
 
-from tenfold import registry
-from tenfold.bench import BenchContext, load_all
+from tenfold.bench import BenchContext, load_all, run_benchmark
 
 
 @pytest.mark.slow
 def test_layers_benchmark_quick(tmp_path):
     load_all()
-    result = registry.get("benchmarks", "layers")(BenchContext(quick=True, out_dir=tmp_path, log=lambda s: None))
+    result = run_benchmark("layers", BenchContext(quick=True, out_dir=tmp_path, log=lambda s: None))
     metrics = [row["metric"] for row in result.rows]
     assert metrics == [
         "ACNet inference time, deployed vs plain conv net",
