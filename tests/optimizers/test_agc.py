@@ -1,5 +1,6 @@
 """AGC wrapper: clips the gradient the inner optimizer really applies."""
 
+import json
 import os
 import tempfile
 
@@ -135,15 +136,25 @@ def test_fit_save_and_reload_keeps_wrapper():
 @pytest.mark.parametrize(
     "kwargs,exc,text",
     [
-        (dict(clipping=0.0), ValueError, "clipping"),
+        (dict(clipping=0.0), ValueError, "clipping must be a number > 0, received 0.0"),
         (dict(clipping=-0.1), ValueError, "clipping"),
+        (dict(clipping=float("nan")), ValueError, "clipping must be a finite number"),
+        (dict(clipping="0.1"), TypeError, "clipping"),
+        (dict(epsilon=0.0), ValueError, "epsilon must be a number > 0"),
         (dict(epsilon=-1.0), ValueError, "epsilon"),
-        (dict(exclude=5), TypeError, "exclude"),
-        (dict(exclude=["ok", 3]), TypeError, "exclude"),
+        (dict(epsilon=float("inf")), ValueError, "epsilon must be a finite number"),
+        (dict(exclude=5), TypeError, "exclude must be 'auto', None"),
+        (dict(exclude=["ok", 3]), TypeError, r"exclude\[1\] must be a string"),
         (dict(exclude=["(unclosed"]), ValueError, "regular expression"),
-        (dict(axes=[0, 1]), TypeError, "axes"),
+        (dict(exclude=[""]), ValueError, "exclude"),
+        (dict(axes=[0, 1]), TypeError, "axes must be None or a dict"),
         (dict(axes={"conv": "0"}), TypeError, "axes"),
+        (dict(axes={"conv": [0, 0]}), ValueError, "must not repeat an axis"),
+        (dict(axes={"conv": 1.5}), ValueError, "axes"),
+        (dict(axes={"(": [0]}), ValueError, "regular expression"),
+        (dict(unit_axes={"a/kernel": "x"}), TypeError, "unit_axes"),
         (dict(weight_decay=0.1), ValueError, "inner optimizer"),
+        (dict(momentum=0.9), ValueError, "unknown arguments: momentum"),
     ],
 )
 def test_bad_arguments(kwargs, exc, text):
@@ -159,3 +170,150 @@ def test_bad_inner_and_double_wrap():
     with pytest.raises(ValueError, match="already wrapped"):
         AGC(inner)
     assert isinstance(AGC("adam").inner_optimizer, keras.optimizers.Adam)
+
+
+def test_inner_optimizer_alone_refuses_instead_of_not_clipping():
+    inner = keras.optimizers.SGD(0.1)
+    AGC(inner)
+    var = keras.Variable(np.ones((3, 2), "float32"))
+    with pytest.raises(RuntimeError, match="outside AGC.apply"):
+        inner.apply([np.ones((3, 2), "float32")], [var])
+
+
+# -- axes overrides: checked when the optimizer is built ------------------------------------
+
+
+def mobilenet_like():
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.Conv2D(4, 1, name="expand")(inputs)
+    x = keras.layers.DepthwiseConv2D(3, name="block_1_depthwise")(x)
+    x = keras.layers.BatchNormalization(name="block_1_depthwise_BN")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dense(3, name="predictions")(x)
+    return keras.Model(inputs, keras.layers.Activation("softmax")(x))
+
+
+def test_axes_override_that_does_not_fit_a_matched_variable_names_it_at_build():
+    model = mobilenet_like()
+    opt = AGC(keras.optimizers.SGD(0.1), axes={"depthwise": [0, 1]})
+    message = r"axes\[.depthwise.\] = \[0, 1\] does not fit the variable .block_1_depthwise/bias. of shape \(4,\)"
+    with pytest.raises(ValueError, match=message):
+        opt.build(model.trainable_variables)
+    # anchored to the kernel it fits, and applied
+    opt = AGC(keras.optimizers.SGD(0.1), axes={r"depthwise/kernel$": [0, 1, 2]})
+    opt.build(model.trainable_variables)
+    assert opt.variable_axes()["block_1_depthwise/kernel"] == [0, 1, 2]
+
+
+def test_axes_pattern_that_matches_nothing_is_an_error():
+    model = mobilenet_like()
+    opt = AGC(keras.optimizers.SGD(0.1), axes={"_dwconv": [0, 1]})
+    with pytest.raises(ValueError, match=r"axes: the pattern '_dwconv' matches no variable of the 8"):
+        opt.build(model.trainable_variables)
+
+
+# -- units by layer type and exclude="auto" from the model ------------------------------------
+
+
+def test_for_model_units_by_layer_type_and_classifier():
+    model = mobilenet_like()
+    opt = AGC(keras.optimizers.SGD(0.1)).for_model(model)
+    assert list(opt.exclude) == [r"^predictions/kernel$", r"^predictions/bias$"]
+    assert dict(opt.unit_axes) == {"block_1_depthwise/kernel": [0, 1]}  # only what the rank rule misses
+    opt.build(model.trainable_variables)
+    axes = opt.variable_axes()
+    assert axes["expand/kernel"] == [0, 1, 2] and axes["block_1_depthwise/kernel"] == [0, 1]
+    assert axes["block_1_depthwise_BN/gamma"] == [0]
+    assert opt.excluded_variables() == ["predictions/kernel", "predictions/bias"]
+    # the resolved config is plain JSON and rebuilds the same rules without the model
+    again = AGC.from_config(json.loads(json.dumps(opt.get_config())))
+    again.build(model.trainable_variables)
+    assert again.variable_axes() == axes and again.excluded_variables() == opt.excluded_variables()
+
+
+def test_units_of_attention_embedding_separable_and_transpose_layers():
+    tokens = keras.Input((6,), dtype="int32")
+    e = keras.layers.Embedding(11, 8, name="emb")(tokens)
+    a = keras.layers.MultiHeadAttention(num_heads=2, key_dim=4, name="mha")(e, e)
+    d = keras.layers.EinsumDense("abc,cd->abd", output_shape=(None, 5), bias_axes="d", name="ein")(a)
+    image = keras.Input((6, 6, 2))
+    s = keras.layers.SeparableConv2D(3, 3, depth_multiplier=2, name="sep")(image)
+    t = keras.layers.Conv2DTranspose(4, 3, name="up")(s)
+    out = keras.layers.Concatenate()([keras.layers.GlobalAveragePooling1D()(d),
+                                      keras.layers.GlobalAveragePooling2D()(t)])
+    model = keras.Model([tokens, image], keras.layers.Dense(2, name="head")(out))
+    axes = AGC.model_unit_axes(model)
+    assert axes["emb/embeddings"] == [1]  # per row
+    assert axes["mha/query/kernel"] == [0]  # (model dim, heads, head dim): per head and unit
+    assert axes["mha/query/bias"] == [0, 1]  # a bias is one whole tensor
+    assert axes["mha/attention_output/kernel"] == [0, 1]  # (heads, head dim, model dim)
+    assert axes["ein/kernel"] == [0]
+    assert axes["sep/depthwise_kernel"] == [0, 1] and axes["sep/pointwise_kernel"] == [0, 1, 2]
+    assert axes["up/kernel"] == [0, 1, 3]  # (h, w, out, in): per output channel
+    assert AGC.classifier_patterns(model) == [r"^head/kernel$", r"^head/bias$"]
+
+
+def test_classifier_patterns_walk_weightless_layers_and_nested_models():
+    inner = keras.Sequential([keras.Input((4,)), keras.layers.Dense(5, name="body"),
+                              keras.layers.Dense(3, name="logits")], name="trunk")
+    inputs = keras.Input((4,))
+    y = keras.layers.Dropout(0.1)(inner(inputs))
+    model = keras.Model(inputs, [keras.layers.Softmax()(y), keras.layers.Dense(1, name="aux")(y)])
+    assert AGC.classifier_patterns(model) == [
+        r"^trunk/logits/kernel$", r"^trunk/logits/bias$", r"^aux/kernel$", r"^aux/bias$"]
+    conv_head = keras.Sequential([keras.Input((6, 6, 1)), keras.layers.Conv2D(2, 3, name="seg")])
+    assert AGC.classifier_patterns(conv_head) == []
+    with pytest.raises(TypeError, match="model must be a keras.Model"):
+        AGC.classifier_patterns("model")
+
+
+def test_auto_without_the_model_leaves_out_a_dense_last_layer_only():
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, name="hidden"),
+                              keras.layers.Dense(3, name="out")], name="mlp")
+    opt = AGC(keras.optimizers.SGD(0.1))
+    opt.build(model.trainable_variables)
+    assert opt.excluded_variables() == ["mlp/out/kernel", "mlp/out/bias"]
+    conv = keras.Sequential([keras.Input((6, 6, 1)), keras.layers.Conv2D(2, 3)])
+    opt = AGC(keras.optimizers.SGD(0.1))
+    opt.build(conv.trainable_variables)
+    assert opt.excluded_variables() == []
+    # "auto" next to regexes; None clips everything
+    opt = AGC(keras.optimizers.SGD(0.1), exclude=["auto", "hidden/bias"]).for_model(model)
+    opt.build(model.trainable_variables)
+    assert opt.excluded_variables() == ["mlp/hidden/bias", "mlp/out/kernel", "mlp/out/bias"]
+    opt = AGC(keras.optimizers.SGD(0.1), exclude=None)
+    opt.build(model.trainable_variables)
+    assert opt.excluded_variables() == []
+
+
+def test_for_model_inside_compile_fit_save_and_load():
+    inputs = keras.Input((6, 6, 2))
+    x = keras.layers.DepthwiseConv2D(3, name="dw")(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(3, name="classifier")(x))
+    model.compile(AGC(keras.optimizers.SGD(0.1), clipping=0.01).for_model(model),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    x_train = np.random.default_rng(8).normal(size=(8, 6, 6, 2)).astype("float32")
+    model.fit(x_train, np.arange(8) % 3, epochs=1, batch_size=4, verbose=0)
+    assert model.optimizer.variable_axes()["dw/kernel"] == [0, 1]
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "m.keras")
+        model.save(path)
+        loaded = keras.saving.load_model(path, safe_mode=True)
+    assert loaded.optimizer.variable_axes() == model.optimizer.variable_axes()
+    assert loaded.optimizer.excluded_variables() == ["classifier/kernel", "classifier/bias"]
+
+
+def test_clip_runs_where_keras_clips_so_any_update_method_sees_it():
+    # an optimizer that updates through its own parallel method, as Keras' torch optimizers do
+    class Parallel(keras.optimizers.SGD):
+        def _backend_update_step(self, grads, trainable_variables, learning_rate):
+            for g, var in zip(grads, trainable_variables):
+                var.assign_sub(g * learning_rate)
+
+    values, grads = variables(9)
+    vs = make_vars(values)
+    AGC(Parallel(0.5), clipping=0.05, exclude=None).apply([grads[k] for k in values], vs)
+    for var, key in zip(vs, values):
+        want = values[key] - 0.5 * np_agc(grads[key], values[key], 0.05)
+        np.testing.assert_allclose(np.asarray(var), want, rtol=1e-5, atol=1e-6)
