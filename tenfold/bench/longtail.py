@@ -13,21 +13,30 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
-from tenfold._plot import pyplot, save_figure
 from tenfold._tf import tensorflow
-from tenfold.bench.harness import BenchContext, BenchResult, benchmark, interleave, ratio_row
+from tenfold.bench.harness import (
+    BenchContext,
+    BenchResult,
+    Panel,
+    benchmark,
+    digits,
+    figure,
+    grouped_bars,
+    interleave,
+    line,
+    ratio_row,
+)
 from tenfold.callbacks import DeferredReweighting
-from tenfold.data import load, long_tailed, resample
+from tenfold.data import long_tailed, resample
 from tenfold.layers import NormedDense
 from tenfold.longtail import adjust_logits, retrain_classifier, search_tau, tau_normalize
 from tenfold.losses import BalancedSoftmaxLoss, ClassBalancedLoss, LDAMLoss, LogitAdjustedLoss
-from tenfold.metrics import BalancedAccuracy, ShotAccuracy
+from tenfold.metrics import BalancedAccuracy, PerClassAccuracy, ShotAccuracy, shot_group_masks
 from tenfold.models import small_resnet
 
 MANY, FEW = 40, 10
@@ -51,6 +60,9 @@ GOAL_METHODS = ("balanced softmax", "logit-adjusted loss", "LDAM-DRW", "cRT")
 DRW_FRACTIONS = (0.5, 0.65, 0.8)
 
 
+Runs = list[dict[str, dict[str, float]]]  # per seed: method → score → value
+
+
 def _scores(logits: np.ndarray, y: np.ndarray, counts: list[int]) -> dict[str, float]:
     balanced = BalancedAccuracy(len(counts))
     shots = ShotAccuracy(counts, many=MANY, few=FEW)
@@ -61,13 +73,40 @@ def _scores(logits: np.ndarray, y: np.ndarray, counts: list[int]) -> dict[str, f
     return out
 
 
+def _per_class(logits: np.ndarray, y: np.ndarray, num_classes: int) -> list[float]:
+    """Test recall of each class (``tenfold.metrics.PerClassAccuracy``)."""
+    metric = PerClassAccuracy(num_classes)
+    metric.update_state(y, logits)
+    return [float(v) for v in metric.result().values()]
+
+
+def _train(model: keras.Model, loss: Callable[[], Any], data: Any, *, epochs: int, steps: int,
+           callbacks: list[Any]) -> keras.Model:
+    """This benchmark's own fit loop: Adam 3e-3 with cosine decay over ``epochs``.
+
+    A model compiled before (an earlier seed's) keeps its compiled train step and gets its
+    optimizer state (step count included) zeroed, which equals a new optimizer but skips
+    re-tracing. Kept in this one function so that it can be swapped for the trainer's
+    build / evaluate.
+    """
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None or not optimizer.built:
+        schedule = keras.optimizers.schedules.CosineDecay(3e-3, epochs * steps)
+        model.compile(keras.optimizers.Adam(schedule), loss())
+    else:
+        for variable in optimizer.variables:
+            variable.assign(keras.ops.zeros(variable.shape, variable.dtype))
+    model.fit(data, epochs=epochs, verbose=0, callbacks=callbacks, shuffle=False)
+    return model
+
+
 class _Setting:
     """One imbalance factor and seed: the data and how to train a model on it."""
 
     def __init__(self, imbalance: int, seed: int, epochs: int, width: int,
                  compiled: dict[str, keras.Model] | None = None) -> None:
         tf = tensorflow("the long-tail benchmark")
-        splits = load("digits", seed=0)
+        splits = digits(0)
         self.x, self.y, self.counts = long_tailed(splits.x_train, splits.y_train, imbalance, seed=seed)
         self.x_val, self.y_val = splits.x_val, splits.y_val
         self.x_test, self.y_test = splits.x_test, splits.y_test
@@ -98,41 +137,35 @@ class _Setting:
 
     def fit(self, key: str, loss: Callable[[], Any], *, normed: bool = False,
             sampler: str | None = None, callbacks: list[Any] | None = None) -> keras.Model:
-        """Train a freshly initialized model. The class counts of an imbalance factor do not
-        depend on the seed, so the compiled model of the first seed is reused: its weights
-        are re-drawn with this seed and its optimizer state (step count included) zeroed,
-        which equals a new model and optimizer but skips re-tracing the train step."""
-        model = self.fresh(key, normed=normed)
-        optimizer = getattr(model, "optimizer", None)
-        if optimizer is None or not optimizer.built:
-            schedule = keras.optimizers.schedules.CosineDecay(3e-3, self.epochs * self.steps)
-            model.compile(keras.optimizers.Adam(schedule), loss())
-        else:
-            for variable in optimizer.variables:
-                variable.assign(keras.ops.zeros(variable.shape, variable.dtype))
+        """Train a freshly initialized model (the compiled model of the first seed is reused:
+        the class counts of an imbalance factor do not depend on the seed)."""
         if sampler is None:
             data = self.train_ds.shuffle(len(self.y), seed=self.seed)
         else:
             data = resample(self.train_ds, self.counts, strategy=sampler, seed=self.seed)
-        model.fit(data.batch(self.batch).prefetch(2), epochs=self.epochs, verbose=0,
-                  callbacks=callbacks or [], shuffle=False)
-        return model
+        return _train(self.fresh(key, normed=normed), loss, data.batch(self.batch).prefetch(2),
+                      epochs=self.epochs, steps=self.steps, callbacks=callbacks or [])
 
     def logits(self, model: keras.Model, x: np.ndarray | None = None) -> np.ndarray:
         # one eager call: the test split is small, and it saves tracing a predict function
         out = model(self.x_test if x is None else x, training=False)
         return np.asarray(keras.ops.convert_to_numpy(out), dtype="float64")
 
+    def scores(self, model: keras.Model) -> dict[str, float]:
+        return _scores(self.logits(model), self.y_test, self.counts)
 
-def _run_setting(s: _Setting, log: Callable[[str], None]) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
-    def ce() -> Any:
-        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
+def _cross_entropy() -> Any:
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def _post_hoc(s: _Setting) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
+    """Scores of cross-entropy and of the post-hoc methods on its model (logit adjustment,
+    τ-norm, cRT), and what they chose."""
     c = s.counts
     out: dict[str, dict[str, float]] = {}
     extra: dict[str, Any] = {}
-
-    model = s.fit("cross-entropy", ce)
+    model = s.fit("cross-entropy", _cross_entropy)
     logits = s.logits(model)
     out["cross-entropy"] = _scores(logits, s.y_test, c)
     extra["ce_per_class"] = _per_class(logits, s.y_test, len(c))
@@ -143,32 +176,37 @@ def _run_setting(s: _Setting, log: Callable[[str], None]) -> tuple[dict[str, dic
     found = search_tau(post, s.x_val, s.y_val, c, method="tau_norm")
     extra["tau_norm_tau"] = found.tau
     tau_normalize(post, tau=found.tau)
-    out["τ-norm"] = _scores(s.logits(post), s.y_test, c)
+    out["τ-norm"] = s.scores(post)
     post.set_weights(model.get_weights())
     retrain_classifier(post, s.train_ds, c, epochs=_crt_epochs(s.epochs), seed=s.seed, learning_rate=0.05)
-    out["cRT"] = _scores(s.logits(post), s.y_test, c)
+    out["cRT"] = s.scores(post)
+    return out, extra
 
-    out["class-balanced softmax"] = _scores(
-        s.logits(s.fit("cb", lambda: ClassBalancedLoss(c))), s.y_test, c)
-    out["class-balanced focal"] = _scores(
-        s.logits(s.fit("cb-focal", lambda: ClassBalancedLoss(c, base="focal", gamma=1.0))), s.y_test, c)
-    # LDAM-DRW: the DRW switch point is chosen on the balanced validation split
+
+def _ldam_drw(s: _Setting) -> tuple[dict[str, float], float]:
+    """LDAM-DRW with the DRW switch point chosen on the balanced validation split."""
     best = None
     for fraction in DRW_FRACTIONS:
-        ldam = s.fit("ldam", lambda: LDAMLoss(c), normed=True,
-                     callbacks=[DeferredReweighting(c, start_fraction=fraction)])
-        val = _scores(s.logits(ldam, s.x_val), s.y_val, c)["balanced"]
+        ldam = s.fit("ldam", lambda: LDAMLoss(s.counts), normed=True,
+                     callbacks=[DeferredReweighting(s.counts, start_fraction=fraction)])
+        val = _scores(s.logits(ldam, s.x_val), s.y_val, s.counts)["balanced"]
         if best is None or val > best[0] + 1e-9:
             best = (val, fraction, s.logits(ldam))
     assert best is not None
-    out["LDAM-DRW"] = _scores(best[2], s.y_test, c)
-    extra["drw_fraction"] = best[1]
+    return _scores(best[2], s.y_test, s.counts), best[1]
+
+
+def _run_setting(s: _Setting, log: Callable[[str], None]) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
+    c = s.counts
+    out, extra = _post_hoc(s)
+    out["class-balanced softmax"] = s.scores(s.fit("cb", lambda: ClassBalancedLoss(c)))
+    out["class-balanced focal"] = s.scores(s.fit("cb-focal", lambda: ClassBalancedLoss(c, base="focal", gamma=1.0)))
+    out["LDAM-DRW"], extra["drw_fraction"] = _ldam_drw(s)
     bs_logits = s.logits(s.fit("bs", lambda: BalancedSoftmaxLoss(c)))
     out["balanced softmax"] = _scores(bs_logits, s.y_test, c)
     extra["bs_per_class"] = _per_class(bs_logits, s.y_test, len(c))
-    out["logit-adjusted loss"] = _scores(s.logits(s.fit("la", lambda: LogitAdjustedLoss(c))), s.y_test, c)
-    out["square-root resampling"] = _scores(
-        s.logits(s.fit("sqrt", ce, sampler="square_root")), s.y_test, c)
+    out["logit-adjusted loss"] = s.scores(s.fit("la", lambda: LogitAdjustedLoss(c)))
+    out["square-root resampling"] = s.scores(s.fit("sqrt", _cross_entropy, sampler="square_root"))
     log(f"    IF={s.imbalance} seed={s.seed}: " + ", ".join(
         f"{m} {out[m]['balanced']:.3f}" for m in METHODS))
     return out, extra
@@ -176,11 +214,6 @@ def _run_setting(s: _Setting, log: Callable[[str], None]) -> tuple[dict[str, dic
 
 def _crt_epochs(epochs: int) -> int:
     return max(5, epochs // 4)
-
-
-def _per_class(logits: np.ndarray, y: np.ndarray, num_classes: int) -> list[float]:
-    pred = logits.argmax(-1)
-    return [float(np.mean(pred[y == k] == k)) for k in range(num_classes)]
 
 
 def _mean_std(values: list[float]) -> tuple[float, float]:
@@ -196,11 +229,8 @@ def _cell(values: list[float]) -> str:
     return "–" if not np.isfinite(mean) else f"{mean:.1f} ± {std:.1f}"
 
 
-def _table(imbalance: int, runs: list[dict[str, dict[str, float]]], counts: list[int]) -> str:
-    groups = {
-        g: [k for k, n in enumerate(counts) if (n > MANY if g == "many" else n < FEW if g == "few" else FEW <= n <= MANY)]
-        for g in ("many", "medium", "few")
-    }
+def _table(imbalance: int, runs: Runs, counts: list[int]) -> str:
+    groups = {g: np.flatnonzero(mask).tolist() for g, mask in shot_group_masks(counts, many=MANY, few=FEW).items()}
     lines = [
         (f"**Imbalance factor {imbalance}** — training counts {counts}; many-shot (> {MANY}): "
          f"classes {groups['many']}, medium: {groups['medium']}, few-shot (< {FEW}): "
@@ -222,44 +252,30 @@ def _table(imbalance: int, runs: list[dict[str, dict[str, float]]], counts: list
     return "\n".join(lines)
 
 
-def _plot(results: dict[int, list[dict[str, dict[str, float]]]], extras: dict[int, list[dict[str, Any]]],
-          out_dir: Path) -> list[str]:
-    plt = pyplot()
-    paths = []
-    fig, axes = plt.subplots(1, len(results), figsize=(6.5 * len(results), 4.8), squeeze=False)
-    for ax, (imbalance, runs) in zip(axes[0], sorted(results.items(), reverse=True)):
-        x = np.arange(len(METHODS))
-        for offset, (key, label) in enumerate(
-                [("balanced", "balanced"), ("many", "many"), ("medium", "medium"), ("few", "few")]):
-            stats = [_mean_std([r[m][key] for r in runs]) for m in METHODS]
-            ax.bar(x + (offset - 1.5) * 0.2, [s[0] for s in stats], 0.2,
-                   yerr=[s[1] for s in stats], label=label, capsize=2)
-        ax.set_xticks(x, METHODS, rotation=40, ha="right", fontsize=8)
-        ax.set_ylabel("test accuracy (%)")
-        ax.set_ylim(0, 118)
-        ax.set_yticks(range(0, 101, 20))
-        ax.set_title(f"long-tailed digits, imbalance {imbalance}")
-        ax.grid(axis="y", alpha=0.3)
-        ax.legend(fontsize=8, loc="upper center", ncol=4)
-    path = out_dir / "longtail.png"
-    save_figure(fig, path)
-    paths.append(path)
+def _accuracy_panel(imbalance: int, runs: Runs) -> Panel:
+    means, stds = {}, {}
+    for key in ("balanced", "many", "medium", "few"):
+        stats = [_mean_std([r[m][key] for r in runs]) for m in METHODS]
+        means[key], stds[key] = [st[0] for st in stats], [st[1] for st in stats]
+    return Panel(grouped_bars(means, stds), title=f"long-tailed digits, imbalance {imbalance}",
+                 ylabel="test accuracy (%)", ylim=(0, 118), yticks=range(0, 101, 20),
+                 xticks=(np.arange(len(METHODS)), METHODS, {"rotation": 40, "ha": "right", "fontsize": 8}),
+                 grid={"axis": "y", "alpha": 0.3}, legend={"fontsize": 8, "loc": "upper center", "ncol": 4})
 
+
+def _plot(ctx: BenchContext, results: dict[int, Runs], extras: dict[int, list[dict[str, Any]]]) -> list[str]:
+    panels = [_accuracy_panel(imb, runs) for imb, runs in sorted(results.items(), reverse=True)]
+    paths = [figure(ctx.out_dir / "longtail.png", panels, size=(6.5 * len(panels), 4.8))]
     imbalance = max(extras)
-    fig, ax = plt.subplots(figsize=(7, 4))
+    series = []
     for key, label in (("ce_per_class", "cross-entropy"), ("bs_per_class", "balanced softmax")):
         per = np.nanmean([e[key] for e in extras[imbalance]], axis=0) * 100
-        ax.plot(range(len(per)), per, marker="o", label=label)
-    ax.set_xlabel("class (0 = head … 9 = tail)")
-    ax.set_ylabel("test recall (%)")
-    ax.set_title(f"per-class accuracy, imbalance {imbalance}, mean over seeds")
-    ax.set_xticks(range(len(per)))
-    ax.grid(alpha=0.3)
-    ax.legend()
-    path = out_dir / "longtail_per_class.png"
-    save_figure(fig, path)
-    paths.append(path)
-    return [str(p) for p in paths]
+        series.append(line(range(len(per)), per, label, marker="o"))
+    panel = Panel(series, title=f"per-class accuracy, imbalance {imbalance}, mean over seeds",
+                  xlabel="class (0 = head … 9 = tail)", ylabel="test recall (%)",
+                  xticks=(range(len(per)), [str(k) for k in range(len(per))]), grid={"alpha": 0.3})
+    paths.append(figure(ctx.out_dir / "longtail_per_class.png", [panel], size=(7, 4)))
+    return paths
 
 
 def _loss_overhead(setting: _Setting, repeats: int) -> dict[str, list[float]]:
@@ -278,35 +294,14 @@ def _loss_overhead(setting: _Setting, repeats: int) -> dict[str, list[float]]:
         return go
 
     return interleave(
-        {"SparseCategoricalCrossentropy": variant(keras.losses.SparseCategoricalCrossentropy(from_logits=True)),
+        {"SparseCategoricalCrossentropy": variant(_cross_entropy()),
          "BalancedSoftmaxLoss": variant(BalancedSoftmaxLoss(setting.counts))},
         repeats=repeats, warmup=1,
     )
 
 
-@benchmark("longtail", "Long-tailed digits (IF 100/50): 10 long-tail methods vs cross-entropy, "
-                       "balanced and many/medium/few-shot accuracy")
-def longtail(ctx: BenchContext) -> BenchResult:
-    imbalances = (100,) if ctx.quick else (100, 50)
-    seeds = (0,) if ctx.quick else (0, 1, 2)
-    epochs = 10 if ctx.quick else 25
-    width = 16
-    started = time.perf_counter()
-    results: dict[int, list[dict[str, dict[str, float]]]] = {}
-    extras: dict[int, list[dict[str, Any]]] = {}
-    counts_of: dict[int, list[int]] = {}
-    for imbalance in imbalances:
-        compiled: dict[str, keras.Model] = {}
-        for seed in seeds:
-            setting = _Setting(imbalance, ctx.seed + seed, epochs, width, compiled)
-            counts_of[imbalance] = setting.counts
-            out, extra = _run_setting(setting, ctx.log)
-            results.setdefault(imbalance, []).append(out)
-            extras.setdefault(imbalance, []).append(extra)
-    ctx.out_dir.mkdir(parents=True, exist_ok=True)
-    plots = _plot(results, extras, ctx.out_dir)
-
-    runs = results[100]
+def _goal_rows(runs: Runs) -> list[dict[str, Any]]:
+    """Balanced and few-shot accuracy of the goal methods over cross-entropy's, at IF 100."""
     rows = []
     for method in GOAL_METHODS:
         for key, goal_points in (("balanced", 3.0), ("few", 10.0)):
@@ -319,20 +314,23 @@ def longtail(ctx: BenchContext) -> BenchResult:
                 samples, "cross-entropy", method, unit="", lower_is_better=False,
                 goal=f"≥ CE + {goal_points:.0f} points",
             )
-            delta = 100.0 * (row["b_median"] - row["a_median"])
             mean_delta = _mean_std(samples[method])[0] - _mean_std(samples["cross-entropy"])[0]
             row["goal_met"] = bool(mean_delta >= goal_points)
             row["delta_points_mean"] = mean_delta
-            row["delta_points_median"] = delta
+            row["delta_points_median"] = 100.0 * (row["b_median"] - row["a_median"])
             rows.append(row)
-    timing = _loss_overhead(_Setting(100, ctx.seed, 1, width), repeats=3 if ctx.quick else 5)
-    rows.append(ratio_row("seconds per training epoch (IF 100, small ResNet)", timing,
-                          "SparseCategoricalCrossentropy", "BalancedSoftmaxLoss", unit="s"))
+    return rows
 
-    tables = [_table(imb, results[imb], counts_of[imb]) for imb in sorted(results, reverse=True)]
-    notes = [
+
+def _per_seed(extras: dict[int, list[dict[str, Any]]], key: str) -> str:
+    return "; ".join(f"IF {imb}: " + ", ".join(f"{e[key]:g}" for e in extras[imb])
+                     for imb in sorted(extras, reverse=True))
+
+
+def _notes(epochs: int, width: int, seeds: int, extras: dict[int, list[dict[str, Any]]]) -> list[str]:
+    return [
         (f"Small ResNet (width {width}, blocks 1-1-1), Adam 3e-3 with cosine decay, batch 32, "
-         f"{epochs} epochs, no augmentation; {len(seeds)} seeds (the seed draws the long-tailed "
+         f"{epochs} epochs, no augmentation; {seeds} seeds (the seed draws the long-tailed "
          "subset and the initialization). The goal rows compare seed means (ratio columns: "
          "medians of balanced or few-shot accuracy, B/A); the goal is met when the mean gain "
          "reaches the stated points."),
@@ -342,18 +340,38 @@ def longtail(ctx: BenchContext) -> BenchResult:
          "0.05, cosine). LDAM-DRW: NormedDense head, max margin 0.5, scale 30, β = 0.9999; "
          "the DRW switch point is chosen per seed on the balanced validation split among "
          f"{', '.join(f'{f:g}' for f in DRW_FRACTIONS)} of the epochs (the paper's 0.8 meets "
-         "its step decay; under cosine decay little learning rate is left there: a first "
-         "full run with 0.8 alone gave +9.2 few-shot points at IF 100). Class-balanced "
-         "losses: β = 0.9999; focal γ = 1."),
+         "its step decay; under cosine decay little learning rate is left there, and a first "
+         "full run with 0.8 alone gained fewer few-shot points: docs/long-tail.md). "
+         "Class-balanced losses: β = 0.9999; focal γ = 1."),
         "With 1-2 training images in the rarest classes, seeds vary a lot: read the ± columns.",
-        "DRW switch point chosen on validation, per imbalance factor and seed: " + "; ".join(
-            f"IF {imb}: " + ", ".join(f"{e['drw_fraction']:g}" for e in extras[imb])
-            for imb in sorted(extras, reverse=True)) + ".",
-        "τ chosen for τ-norm on validation, per imbalance factor and seed: " + "; ".join(
-            f"IF {imb}: " + ", ".join(f"{e['tau_norm_tau']:g}" for e in extras[imb])
-            for imb in sorted(extras, reverse=True)) + ".",
+        "DRW switch point chosen on validation, per imbalance factor and seed: " + _per_seed(extras, "drw_fraction") + ".",
+        "τ chosen for τ-norm on validation, per imbalance factor and seed: " + _per_seed(extras, "tau_norm_tau") + ".",
     ]
+
+
+@benchmark("longtail", "Long-tailed digits (IF 100/50): 10 long-tail methods vs cross-entropy, "
+                       "balanced and many/medium/few-shot accuracy")
+def run(ctx: BenchContext) -> BenchResult:
+    imbalances = (100,) if ctx.quick else (100, 50)
+    seeds = (0,) if ctx.quick else (0, 1, 2)
+    epochs, width = (10 if ctx.quick else 25), 16
+    results: dict[int, Runs] = {}
+    extras: dict[int, list[dict[str, Any]]] = {}
+    counts_of: dict[int, list[int]] = {}
+    for imbalance in imbalances:
+        compiled: dict[str, keras.Model] = {}
+        for seed in seeds:
+            setting = _Setting(imbalance, ctx.seed + seed, epochs, width, compiled)
+            counts_of[imbalance] = setting.counts
+            out, extra = _run_setting(setting, ctx.log)
+            results.setdefault(imbalance, []).append(out)
+            extras.setdefault(imbalance, []).append(extra)
+    plots = _plot(ctx, results, extras)
+    timing = _loss_overhead(_Setting(100, ctx.seed, 1, width), repeats=3 if ctx.quick else 5)
+    rows = _goal_rows(results[100]) + [ratio_row(
+        "seconds per training epoch (IF 100, small ResNet)", timing,
+        "SparseCategoricalCrossentropy", "BalancedSoftmaxLoss", unit="s")]
     return BenchResult(
-        "longtail", longtail.description, rows=rows, tables=tables, plots=plots, notes=notes,
-        seconds=time.perf_counter() - started, quick=ctx.quick,
+        rows=rows, tables=[_table(imb, results[imb], counts_of[imb]) for imb in sorted(results, reverse=True)],
+        plots=plots, notes=_notes(epochs, width, len(seeds), extras),
     )

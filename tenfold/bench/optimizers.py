@@ -13,17 +13,29 @@ bundled digits (upsampled to 32×32 for the MLP and CNN, 8 row tokens for the Tr
 
 from __future__ import annotations
 
-import os
-import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import keras
 import numpy as np
 
-from tenfold._plot import pyplot, save_figure
-from tenfold._tf import tensorflow
-from tenfold.bench.harness import BenchContext, BenchResult, benchmark, interleave, ratio_row
+from tenfold.bench.harness import (
+    BenchContext,
+    BenchResult,
+    Panel,
+    benchmark,
+    digit_images,
+    figure,
+    grouped_bars,
+    hline,
+    interleave,
+    line,
+    ratio_row,
+    train_step,
+    value_row,
+)
+from tenfold.bench.harness import batches as _batches
 from tenfold.optimizers import AGC, SM3, Adafactor, state_bytes
 
 OPTIMIZERS: dict[str, Callable[[float], keras.optimizers.Optimizer]] = {
@@ -57,13 +69,6 @@ SUBLINEAR = ("tenfold Adafactor", "SM3 (momentum 0)")
 # longer runs of Adam and the sub-linear optimizers at their best 80-step rates: does the
 # loss gap close with training? (training-set loss at these steps)
 HORIZON = (80, 160, 320, 640)
-
-
-def _digits() -> tuple[np.ndarray, np.ndarray]:
-    from tenfold.data.loaders import load_digits_arrays
-
-    x, y, _ = load_digits_arrays()
-    return np.asarray(x, "float32").reshape(len(x), 8, 8), np.asarray(y, "int32")
 
 
 def _mlp(width: int) -> Callable[[], keras.Model]:
@@ -108,46 +113,96 @@ def _inputs(kind: str, x8: np.ndarray) -> np.ndarray:
     return big.reshape(len(x8), 1024) if kind == "mlp" else big[..., None]
 
 
+MOMENTUM_SLOT = ("tenfold Adafactor (β₁ 0.9)", "SM3 (momentum 0.9)")
+Table = dict[str, dict[str, float]]  # model label → optimizer → value
+
+
 class _Trainer:
-    """One model + optimizer with a compiled train step on fixed batches."""
+    """One model + optimizer with the harness's compiled train step."""
 
     def __init__(self, build: Callable[[], keras.Model], weights: list[np.ndarray],
                  make_opt: Callable[[], keras.optimizers.Optimizer]) -> None:
-        tf = tensorflow("the optimizers benchmark")
         self.model = build()
         self.model.set_weights(weights)
         self.opt = make_opt()
-        self.opt.build(self.model.trainable_variables)
-        loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-        model, opt = self.model, self.opt
-
-        @tf.function
-        def step(x: Any, y: Any) -> Any:
-            with tf.GradientTape() as tape:
-                loss = loss_fn(y, model(x, training=True))
-            grads = tape.gradient(loss, model.trainable_variables)
-            opt.apply(grads, model.trainable_variables)
-            return loss
-
-        self.step = step
-        self.loss_fn = loss_fn
+        self.step = train_step(self.model, self.opt)
+        self.loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
     def loss(self, x: np.ndarray, y: np.ndarray) -> float:
         logits = self.model.predict(x, batch_size=512, verbose=0)
         return float(self.loss_fn(y, logits))
 
 
-def _batches(x: np.ndarray, y: np.ndarray, steps: int, batch: int, seed: int) -> list[tuple[Any, Any]]:
-    tf = tensorflow("the optimizers benchmark")
-    rng = np.random.default_rng(seed)
-    out = []
-    order = np.array([], int)
-    for _ in range(steps):
-        if len(order) < batch:
-            order = np.concatenate([order, rng.permutation(len(x))])
-        idx, order = order[:batch], order[batch:]
-        out.append((tf.constant(x[idx]), tf.constant(y[idx])))
-    return out
+@dataclass
+class _Case:
+    """One model of the comparison: ``build`` (full width) for state and step time,
+    ``build_train`` for the loss runs."""
+
+    label: str
+    kind: str
+    build: Callable[[], keras.Model]
+    build_train: Callable[[], keras.Model]
+    train_label: str
+
+
+@dataclass
+class _Settings:
+    width: int
+    train_width: int
+    steps: int
+    time_steps: int
+    repeats: int
+    grids: dict[str, tuple[float, ...]]
+
+    @classmethod
+    def of(cls, quick: bool) -> _Settings:
+        # the learning-rate grids train every optimizer 3-5 times: the MLP trains narrower
+        # for the loss rows; state and step time use the full width
+        if quick:
+            return cls(512, 512, 30, 2, 3, {n: (DEFAULT_RATES[n],) for n in OPTIMIZERS})
+        return cls(4096, 1024, 80, 3, 5, GRIDS)
+
+
+def _cases(s: _Settings) -> list[_Case]:
+    mlp = f"MLP 1024→{s.width}→{s.width}→10"
+    mlp_train = f"MLP 1024→{s.train_width}→{s.train_width}→10"
+    return [
+        _Case(mlp, "mlp", _mlp(s.width), _mlp(s.train_width), mlp_train),
+        _Case("CNN 32-64-128", "cnn", _cnn, _cnn, "CNN 32-64-128"),
+        _Case("Transformer block d=256", "transformer", _transformer(), _transformer(), "Transformer block d=256"),
+    ]
+
+
+def _state(case: _Case) -> tuple[list[dict[str, Any]], dict[str, float]]:
+    """Rows of the sub-linear optimizers' state over Adam's (exact bytes after build)."""
+    state = {}
+    for name, make in OPTIMIZERS.items():
+        opt = make(DEFAULT_RATES[name])
+        opt.build(case.build().trainable_variables)
+        state[name] = state_bytes(opt)
+    goal = "≤ 0.01" if case.kind in ("mlp", "transformer") else None
+    rows = [value_row(f"state bytes, {case.label}", "Adam", state["Adam"], name, state[name], unit="B",
+                      goal=goal, goal_met=(lambda r: r <= 0.01) if goal else None)
+            for name in SUBLINEAR]
+    return rows, {n: state[n] / state["Adam"] for n in OPTIMIZERS}
+
+
+def _best_of_grid(ctx: BenchContext, case: _Case, name: str, rates: tuple[float, ...],
+                  weights: list[np.ndarray], data: tuple[Any, ...]) -> tuple[float, float, list[float]]:
+    """(final training-set loss, rate, per-step batch losses) at the best rate of ``rates``."""
+    x, y, batches = data
+    best: tuple[float, float, list[float]] | None = None
+    for rate in rates:
+        ctx.log(f"    {case.train_label}: {name}, learning rate {rate:g}")
+        trainer = _Trainer(case.build_train, weights, lambda rate=rate: OPTIMIZERS[name](rate))
+        history = [float(trainer.step(bx, by)) for bx, by in batches]
+        final = trainer.loss(x, y)
+        if not np.isfinite(final):
+            final = float("inf")
+        if best is None or final < best[0]:
+            best = (final, rate, history)
+    assert best is not None
+    return best
 
 
 def _horizon(build: Callable[[], keras.Model], weights: list[np.ndarray], x: np.ndarray,
@@ -165,36 +220,165 @@ def _horizon(build: Callable[[], keras.Model], weights: list[np.ndarray], x: np.
     return out
 
 
-def _plot_state(table: dict[str, dict[str, float]], path: str) -> None:
-    plt = pyplot()
-    models = list(table)
+def _step_times(case: _Case, x: np.ndarray, y: np.ndarray, ctx: BenchContext, s: _Settings) -> dict[str, list[float]]:
+    """Seconds of ``time_steps + 1`` steps of every optimizer, interleaved."""
+    keras.utils.set_random_seed(ctx.seed)
+    weights = case.build().get_weights()
+    batches = _batches(x, y, s.time_steps, 64, 99)
+    trainers = {n: _Trainer(case.build, weights, lambda make=make, n=n: make(DEFAULT_RATES[n]))
+                for n, make in OPTIMIZERS.items()}
+
+    def runner(trainer: _Trainer) -> Callable[[], None]:
+        def go() -> None:
+            for bx, by in batches:
+                trainer.step(bx, by)
+            float(trainer.step(*batches[0]))  # block until done
+
+        return go
+
+    return interleave({n: runner(t) for n, t in trainers.items()}, repeats=s.repeats, warmup=1)
+
+
+def _measure(ctx: BenchContext, case: _Case, x8: np.ndarray, y: np.ndarray, s: _Settings) -> dict[str, Any]:
+    """Everything measured on one model: state, grid losses, longer runs, step times."""
+    ctx.log(f"  {case.label}")
+    x = _inputs(case.kind, x8)
+    rows, state = _state(case)
+    # loss after a fixed number of steps, same init and batches, at each rate of the grid
+    keras.utils.set_random_seed(ctx.seed)
+    weights = case.build_train().get_weights()
+    data = (x, y, _batches(x, y, s.steps, 64, ctx.seed))
+    best = {name: _best_of_grid(ctx, case, name, s.grids[name], weights, data) for name in OPTIMIZERS}
+    finals = {n: [b[0]] for n, b in best.items()}
+    tuned = "" if ctx.quick else ", best rate of each"
+    rows += [ratio_row(f"final loss after {s.steps} steps{tuned}, {case.train_label}", finals, "Adam",
+                       name, unit="", goal="≤ 1.05", goal_met=lambda r: r <= 1.05) for name in SUBLINEAR]
+    horizon = None
+    if not ctx.quick:
+        ctx.log(f"    {case.train_label}: {HORIZON[-1]} steps of Adam and the sub-linear optimizers")
+        horizon = _horizon(case.build_train, weights, x, y, ctx.seed, {n: best[n][1] for n in ("Adam", *SUBLINEAR)})
+    times = _step_times(case, x, y, ctx, s)
+    rows.append(ratio_row(f"step time, {case.label}", times, "Keras Adafactor", "tenfold Adafactor",
+                          unit="s", goal="≤ 1.1", goal_met=lambda r: r <= 1.1))
+    base = np.asarray(times["Keras Adafactor"])
+    return {
+        "kind": case.kind, "train_label": case.train_label, "rows": rows, "state": state, "loss": {n: b[0] for n, b in best.items()},
+        "rates": {n: b[1] for n, b in best.items()},
+        "curves": {f"{n}, lr {b[1]:g}": b[2] for n, b in best.items()}, "horizon": horizon,
+        "time": {n: float(np.median(np.asarray(t) / base)) for n, t in times.items()},
+        "adam_step": float(np.median(times["Adam"])) / (s.time_steps + 1),
+    }
+
+
+def _table(title: str, data: Table, fmt: str) -> str:
+    names = list(OPTIMIZERS)
+    lines = [f"**{title}**", "", "| model | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for label, row in data.items():
+        lines.append(f"| {label} | " + " | ".join(format(row[n], fmt) for n in names) + " |")
+    return "\n".join(lines)
+
+
+def _horizon_table(horizon: dict[str, dict[str, list[float]]]) -> str:
+    lines = ["**Longer runs: training-set loss / Adam's at more steps** (each at its best "
+             "80-step rate; Adam's own loss in brackets)", "",
+             "| model | optimizer | " + " | ".join(f"{k} steps" for k in HORIZON) + " |",
+             "|---|---|" + "---|" * len(HORIZON)]
+    for label, by_opt in horizon.items():
+        adam = by_opt["Adam"]
+        lines.append(f"| {label} | Adam | " + " | ".join(f"1 ({a:.3g})" for a in adam) + " |")
+        for name in SUBLINEAR:
+            lines.append(f"| {label} | {name} | "
+                         + " | ".join(f"{v / a:.2f}" for v, a in zip(by_opt[name], adam)) + " |")
+    return "\n".join(lines)
+
+
+def _tables(m: dict[str, dict[str, Any]], s: _Settings) -> list[str]:
+    """The markdown tables from the measurements ``m`` (by model label)."""
+    train = {c["train_label"]: c for c in m.values()}
+    tables = [
+        _table("Optimizer state / Adam's (bytes from `state_bytes`, exact)", {k: c["state"] for k, c in m.items()}, ".4f"),
+        _table(f"Training-set loss after {s.steps} steps at each optimizer's best rate of its grid "
+               "(batch 64, same initial weights and batches)", {k: c["loss"] for k, c in train.items()}, ".4f"),
+        _table("Best learning rate of the grid", {k: c["rates"] for k, c in train.items()}, "g"),
+    ]
+    horizon = {k: c["horizon"] for k, c in train.items() if c["horizon"] is not None}
+    if horizon:
+        tables.append(_horizon_table(horizon))
+    tables.append(_table("Step time / Keras Adafactor's (interleaved, median)", {k: c["time"] for k, c in m.items()}, ".3f"))
+    return tables
+
+
+def _span(values: list[float], fmt: str = ".2g") -> str:
+    lo, hi = format(min(values), fmt), format(max(values), fmt)
+    return lo if lo == hi else f"{lo}–{hi}"
+
+
+def _horizon_note(m: dict[str, dict[str, Any]]) -> str:
+    """The longer runs in one sentence per optimizer, from the horizon table's numbers."""
+    parts = []
+    for name in SUBLINEAR:
+        per_model = []
+        for c in m.values():
+            adam, values = c["horizon"]["Adam"], c["horizon"][name]
+            per_model.append(f"{c['train_label']} {values[0] / adam[0]:.2f} → {values[-1] / adam[-1]:.2f}")
+        parts.append(f"{name}: " + "; ".join(per_model))
+    return (f"Longer runs (the last table; rates not re-tuned for the longer horizon), loss / Adam's at "
+            f"{HORIZON[0]} → {HORIZON[-1]} steps: " + ". ".join(parts) + ". Ratios of near-zero losses "
+            "swing with Adam's loss spikes. SM3 without momentum is an AdaGrad: its accumulators "
+            "only grow, so its step keeps shrinking with training.")
+
+
+def _notes(m: dict[str, dict[str, Any]], s: _Settings) -> list[str]:
+    mlp = next(c for c in m.values() if c["kind"] == "mlp")
+    cnn = next(c for c in m.values() if c["kind"] == "cnn")
+    grid_sizes = [len(r) for r in GRIDS.values()]
+    momentum = MOMENTUM_SLOT[0]
+    notes = [
+        "Learning rates: every optimizer runs each rate of its grid ("
+        + "; ".join(f"{n}: {', '.join(f'{r:g}' for r in GRIDS[n])}" for n in GRIDS)
+        + ") and is compared at its best (lowest final loss), Adam included. For the "
+        "Adafactors the rate is the cap of the relative step min(cap, 1/√t); tenfold's "
+        "multiplies it by the parameter scale (the paper's defaults otherwise). AGC: "
+        "λ = 0.01, classifier excluded. State and step time use "
+        + ", ".join(f"{n} {DEFAULT_RATES[n]:g}" for n in DEFAULT_RATES) + ".",
+        f"One seed; the MLP trains at width {s.train_width} for the loss rows (a {s.width}-wide step "
+        f"of Adam takes {mlp['adam_step']:.2g} s here, and the grids train each optimizer "
+        f"{min(grid_sizes)}-{max(grid_sizes)} times); its state and step-time rows use width {s.width}.",
+        f"The CNN has no state goal: its conv kernels are small (3×3×64×128 at most), and "
+        f"tenfold Adafactor keeps {cnn['state']['tenfold Adafactor']:.3g}× Adam's state there "
+        "(which axes it factors: `tenfold.optimizers.Adafactor`, `factoring`).",
+        f"SM3 with momentum 0.9 and Adafactor with β₁ = 0.9 keep a full-size momentum slot "
+        f"({_span([c['state'][n] for c in m.values() for n in MOMENTUM_SLOT])}× Adam's state); only "
+        "the momentum-free ones are sub-linear. AGC(SGD) state is SGD's momentum slot. With momentum, "
+        f"Adafactor's {s.steps}-step loss / Adam's: "
+        + ", ".join(f"{c['train_label']} {c['loss'][momentum] / c['loss']['Adam']:.2f}×" for c in m.values())
+        + ".",
+    ]
+    if all(c["horizon"] is not None for c in m.values()):
+        notes.append(_horizon_note(m))
+    return notes
+
+
+def _plot_state(ctx: BenchContext, m: dict[str, dict[str, Any]]) -> str:
     names = [n for n in OPTIMIZERS if n != "Adam"]
-    fig, ax = plt.subplots(figsize=(8, 4))
-    width = 0.8 / len(names)
-    for i, name in enumerate(names):
-        ax.bar(np.arange(len(models)) + i * width, [table[m][name] for m in models], width, label=name)
-    ax.axhline(0.01, color="k", ls="--", lw=1, label="goal 0.01× (sub-linear)")
-    ax.set_yscale("log")
-    ax.set_xticks(np.arange(len(models)) + 0.4 - width / 2, models)
-    ax.set_ylabel("optimizer state / Adam's")
-    ax.set_title("Optimizer state relative to Adam")
-    ax.legend(fontsize=7, ncol=2)
-    save_figure(fig, path)
+    models = list(m)
+    panel = Panel(grouped_bars({n: [m[k]["state"][n] for k in models] for n in names})
+                  + [hline(0.01, "goal 0.01× (sub-linear)", color="k", ls="--", lw=1)],
+                  title="Optimizer state relative to Adam", ylabel="optimizer state / Adam's",
+                  yscale="log", xticks=(np.arange(len(models)), models), legend={"fontsize": 7, "ncol": 2})
+    return figure(ctx.out_dir / "optimizers_state.png", [panel], size=(8, 4))
 
 
-def _plot_curves(curves: dict[str, dict[str, list[float]]], path: str) -> None:
-    plt = pyplot()
-    fig, axes = plt.subplots(1, len(curves), figsize=(4 * len(curves), 3.4))
-    for ax, (model, by_opt) in zip(np.atleast_1d(axes), curves.items()):
-        for name, values in by_opt.items():
-            smooth = np.convolve(values, np.ones(10) / 10, mode="valid") if len(values) > 20 else values
-            ax.plot(smooth, label=name, lw=1.2)
-        ax.set_title(model)
-        ax.set_xlabel("step")
-        ax.set_yscale("log")
-    np.atleast_1d(axes)[0].set_ylabel("training loss (batch, smoothed)")
-    np.atleast_1d(axes)[-1].legend(fontsize=7)
-    save_figure(fig, path)
+def _plot_curves(ctx: BenchContext, m: dict[str, dict[str, Any]]) -> str:
+    panels = []
+    for c in m.values():
+        series = [line(np.arange(len(v) - 9 if len(v) > 20 else len(v)),
+                       np.convolve(v, np.ones(10) / 10, mode="valid") if len(v) > 20 else v, name, lw=1.2)
+                  for name, v in c["curves"].items()]
+        panels.append(Panel(series, title=c["train_label"], xlabel="step", yscale="log", legend=None))
+    panels[0].ylabel = "training loss (batch, smoothed)"
+    panels[-1].legend = {"fontsize": 7}
+    return figure(ctx.out_dir / "optimizers_loss.png", panels, size=(4 * len(panels), 3.4))
 
 
 @benchmark(
@@ -202,170 +386,14 @@ def _plot_curves(curves: dict[str, dict[str, list[float]]], path: str) -> None:
     "optimizer state / Adam (goal ≤ 0.01 for Adafactor and SM3 on MLP and Transformer), "
     "final loss / Adam (goal ≤ 1.05), step time / Keras Adafactor (goal ≤ 1.1)",
 )
-def optimizers_benchmark(ctx: BenchContext) -> BenchResult:
-    start = time.perf_counter()
+def run(ctx: BenchContext) -> BenchResult:
+    settings = _Settings.of(ctx.quick)
     keras.utils.set_random_seed(ctx.seed)
-    x8, y = _digits()
-    width = 512 if ctx.quick else 4096
-    # the learning-rate grids train every optimizer 3-5 times: the MLP trains at width 1024
-    # (a 4096-wide step takes about a second here); state and step time use the full width
-    train_width = 512 if ctx.quick else 1024
-    steps = 30 if ctx.quick else 80
-    time_steps, repeats = (2, 3) if ctx.quick else (3, 5)
-    grids = {n: (DEFAULT_RATES[n],) for n in OPTIMIZERS} if ctx.quick else GRIDS
-    tuned = "" if ctx.quick else ", best rate of each"
-    models = {
-        f"MLP 1024→{width}→{width}→10": ("mlp", _mlp(width), _mlp(train_width), f"MLP 1024→{train_width}→{train_width}→10"),
-        "CNN 32-64-128": ("cnn", _cnn, _cnn, "CNN 32-64-128"),
-        "Transformer block d=256": ("transformer", _transformer(), _transformer(), "Transformer block d=256"),
-    }
-    result = BenchResult("optimizers", optimizers_benchmark.description, quick=ctx.quick)
-    state_table: dict[str, dict[str, float]] = {}
-    loss_table: dict[str, dict[str, float]] = {}
-    best_rates: dict[str, dict[str, float]] = {}
-    time_table: dict[str, dict[str, float]] = {}
-    curves: dict[str, dict[str, list[float]]] = {}
-    horizon: dict[str, dict[str, list[float]]] = {}
-    for label, (kind, build, build_train, train_label) in models.items():
-        ctx.log(f"  {label}")
-        x = _inputs(kind, x8)
-        # state: exact bytes after build
-        state = {}
-        for name, make in OPTIMIZERS.items():
-            model = build()
-            opt = make(DEFAULT_RATES[name])
-            opt.build(model.trainable_variables)
-            state[name] = state_bytes(opt)
-        state_table[label] = {n: state[n] / state["Adam"] for n in OPTIMIZERS}
-        for name in SUBLINEAR:
-            goal = "≤ 0.01" if kind in ("mlp", "transformer") else None
-            result.rows.append(ratio_row(
-                f"state bytes, {label}", {"Adam": [state["Adam"]], name: [state[name]]}, "Adam", name,
-                unit="B", goal=goal, goal_met=(lambda r: r <= 0.01) if goal else None,
-            ))
-        # loss after a fixed number of steps, same init and batches, at each rate of the grid
-        keras.utils.set_random_seed(ctx.seed)
-        weights = build_train().get_weights()
-        batches = _batches(x, y, steps, 64, ctx.seed)
-        finals: dict[str, list[float]] = {}
-        curves[train_label], best_rates[train_label] = {}, {}
-        for name, make in OPTIMIZERS.items():
-            best: tuple[float, float, list[float]] | None = None
-            for rate in grids[name]:
-                ctx.log(f"    {train_label}: {name}, learning rate {rate:g}")
-                trainer = _Trainer(build_train, weights, lambda make=make, rate=rate: make(rate))
-                history = [float(trainer.step(bx, by)) for bx, by in batches]
-                final = trainer.loss(x, y)
-                if not np.isfinite(final):
-                    final = float("inf")
-                if best is None or final < best[0]:
-                    best = (final, rate, history)
-            assert best is not None
-            finals[name] = [best[0]]
-            best_rates[train_label][name] = best[1]
-            curves[train_label][f"{name}, lr {best[1]:g}"] = best[2]
-        loss_table[train_label] = {n: finals[n][0] for n in OPTIMIZERS}
-        if not ctx.quick:
-            ctx.log(f"    {train_label}: {HORIZON[-1]} steps of Adam and the sub-linear optimizers")
-            horizon[train_label] = _horizon(
-                build_train, weights, x, y, ctx.seed,
-                {n: best_rates[train_label][n] for n in ("Adam", *SUBLINEAR)})
-        for name in SUBLINEAR:
-            result.rows.append(ratio_row(
-                f"final loss after {steps} steps{tuned}, {train_label}", finals, "Adam",
-                name, unit="", goal="≤ 1.05", goal_met=lambda r: r <= 1.05,
-            ))
-        # step time, interleaved, every optimizer against Keras' Adafactor
-        keras.utils.set_random_seed(ctx.seed)
-        weights = build().get_weights()
-        batches = _batches(x, y, time_steps, 64, 99)
-        trainers = {n: _Trainer(build, weights, lambda make=make, n=n: make(DEFAULT_RATES[n]))
-                    for n, make in OPTIMIZERS.items()}
-
-        def runner(trainer: _Trainer, batches: list[tuple[Any, Any]] = batches) -> Callable[[], None]:
-            def go() -> None:
-                for bx, by in batches:
-                    trainer.step(bx, by)
-                float(trainer.step(*batches[0]))  # block until done
-
-            return go
-
-        samples = interleave({n: runner(t) for n, t in trainers.items()}, repeats=repeats, warmup=1)
-        base = np.asarray(samples["Keras Adafactor"])
-        time_table[label] = {n: float(np.median(np.asarray(s) / base)) for n, s in samples.items()}
-        result.rows.append(ratio_row(
-            f"step time, {label}", samples, "Keras Adafactor", "tenfold Adafactor", unit="s",
-            goal="≤ 1.1", goal_met=lambda r: r <= 1.1,
-        ))
-
-    names = list(OPTIMIZERS)
-    head = "| model | " + " | ".join(names) + " |\n|---|" + "---|" * len(names)
-
-    def table(title: str, data: dict[str, dict[str, float]], fmt: str) -> str:
-        lines = [f"**{title}**", "", head]
-        for label, row in data.items():
-            lines.append(f"| {label} | " + " | ".join(format(row[n], fmt) for n in names) + " |")
-        return "\n".join(lines)
-
-    result.tables.append(table("Optimizer state / Adam's (bytes from `state_bytes`, exact)", state_table, ".4f"))
-    result.tables.append(table(
-        f"Training-set loss after {steps} steps at each optimizer's best rate of its grid "
-        "(batch 64, same initial weights and batches)", loss_table, ".4f"))
-    result.tables.append(table("Best learning rate of the grid", best_rates, "g"))
-    if horizon:
-        lines = ["**Longer runs: training-set loss / Adam's at more steps** (each at its best "
-                 "80-step rate; Adam's own loss in brackets)", "",
-                 "| model | optimizer | " + " | ".join(f"{k} steps" for k in HORIZON) + " |",
-                 "|---|---|" + "---|" * len(HORIZON)]
-        for label, by_opt in horizon.items():
-            adam = by_opt["Adam"]
-            lines.append(f"| {label} | Adam | " + " | ".join(f"1 ({a:.3g})" for a in adam) + " |")
-            for name in SUBLINEAR:
-                lines.append(f"| {label} | {name} | "
-                             + " | ".join(f"{v / a:.2f}" for v, a in zip(by_opt[name], adam)) + " |")
-        result.tables.append("\n".join(lines))
-    result.tables.append(table("Step time / Keras Adafactor's (interleaved, median)", time_table, ".3f"))
-    ctx.out_dir.mkdir(parents=True, exist_ok=True)
-    state_png = str(ctx.out_dir / "optimizers_state.png")
-    loss_png = str(ctx.out_dir / "optimizers_loss.png")
-    _plot_state(state_table, state_png)
-    _plot_curves(curves, loss_png)
-    # relative to RESULTS.md (beside out_dir), so the images render there
-    result.plots = [os.path.relpath(p, ctx.out_dir.parent) for p in (state_png, loss_png)]
-    result.notes += [
-        (
-            "Learning rates: every optimizer runs each rate of its grid ("
-            + "; ".join(f"{n}: {', '.join(f'{r:g}' for r in GRIDS[n])}" for n in GRIDS)
-            + ") and is compared at its best (lowest final loss), Adam included. For the "
-            "Adafactors the rate is the cap of the relative step min(cap, 1/√t); tenfold's "
-            "multiplies it by the parameter scale (the paper's defaults otherwise). AGC: "
-            "λ = 0.01, classifier excluded. State and step time use "
-            + ", ".join(f"{n} {DEFAULT_RATES[n]:g}" for n in DEFAULT_RATES) + "."
-        ),
-        (
-            "One seed; the MLP trains at width 1024 for the loss rows (a 4096-wide step takes "
-            "about a second on this machine, and the grids train each optimizer 3-5 times); "
-            "its state and step-time rows use width 4096."
-        ),
-        (
-            "The CNN's conv kernels (3×3×64×128 at most) have no two axes ≥ 128, so Adafactor "
-            "keeps their full second moment there (the paper's rule, min_dim_size_to_factor=128)."
-        ),
-        (
-            "SM3 with momentum 0.9 and Adafactor with β₁ = 0.9 keep a full-size momentum slot "
-            "(0.5× Adam's state); only the momentum-free ones are sub-linear. AGC(SGD) state "
-            "is SGD's momentum slot."
-        ),
-        (
-            "Longer runs (the last table; rates not re-tuned for the longer horizon): "
-            "Adafactor catches up with Adam and then passes it on the MLP and the CNN, where "
-            "every loss heads to zero (ratios of near-zero losses swing with Adam's loss "
-            "spikes); on the Transformer block it stays 1.4-2.9× behind. SM3 without momentum "
-            "falls further behind everywhere: its accumulators only grow (an AdaGrad), so its "
-            "step keeps shrinking. With momentum (β₁ = 0.9) Adafactor beats Adam's 80-step loss "
-            "on the MLP and the Transformer (0.92×, 0.94×; 1.8× on the CNN), at 0.5× Adam's "
-            "state."
-        ),
-    ]
-    result.seconds = time.perf_counter() - start
-    return result
+    x8, y = digit_images()
+    measured = {case.label: _measure(ctx, case, x8, y, settings) for case in _cases(settings)}
+    return BenchResult(
+        rows=[row for c in measured.values() for row in c["rows"]],
+        tables=_tables(measured, settings),
+        plots=[_plot_state(ctx, measured), _plot_curves(ctx, measured)],
+        notes=_notes(measured, settings),
+    )

@@ -18,17 +18,23 @@ per step.
 
 from __future__ import annotations
 
-import time
-from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
-from tenfold._plot import pyplot, save_figure
 from tenfold._tf import tensorflow
-from tenfold.bench.harness import BenchContext, BenchResult, benchmark, ratio_row
-from tenfold.data import load
+from tenfold.bench.harness import (
+    BenchContext,
+    BenchResult,
+    Panel,
+    benchmark,
+    digits,
+    figure,
+    hline,
+    line,
+    ratio_row,
+)
 from tenfold.lr_finder import lr_find
 from tenfold.schedules import CyclicalLearningRate
 
@@ -102,70 +108,51 @@ def _final(points: list[tuple[int, float]], k: int = 3) -> float:
     return float(np.mean([a for _, a in points[-k:]]))
 
 
-def _plot(curves: dict[str, list[list[tuple[int, float]]]], target: float, path: Path) -> None:
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.2))
+Runs = list[list[tuple[int, float]]]  # one accuracy curve per seed
+
+
+def _plot(ctx: BenchContext, curves: dict[str, Runs], target: float) -> str:
+    series = []
     for (label, runs), color in zip(curves.items(), ("C0", "C3", "C1", "C2")):
         for i, points in enumerate(runs):
             it, acc = zip(*points)
-            ax.plot(it, acc, color=color, alpha=0.9 if i == 0 else 0.45, lw=1.3,
-                    label=label if i == 0 else None)
-    ax.axhline(target, color="0.4", ls="--", lw=0.8, label=f"target {target:.3f}")
-    ax.set_ylim(max(0.5, target - 0.25), 1.0)
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("test accuracy")
-    ax.set_title("digits, small CNN, SGD + momentum 0.9 (one line per seed)")
-    ax.legend(fontsize=8, loc="lower right")
-    save_figure(fig, path)
+            series.append(line(it, acc, label if i == 0 else None, color=color,
+                               alpha=0.9 if i == 0 else 0.45, lw=1.3))
+    series.append(hline(target, f"target {target:.3f}", color="0.4", ls="--", lw=0.8))
+    panel = Panel(series, title="digits, small CNN, SGD + momentum 0.9 (one line per seed)",
+                  xlabel="iteration", ylabel="test accuracy", ylim=(max(0.5, target - 0.25), 1.0),
+                  legend={"fontsize": 8, "loc": "lower right"})
+    return figure(ctx.out_dir / "schedules.png", [panel], size=(7, 4.2))
 
 
-def _relative(path: Path, base: Path) -> str:
-    """``path`` as RESULTS.md (in ``base``) links it."""
-    try:
-        return str(path.relative_to(base))
-    except ValueError:
-        return str(path)
+def _seed_runs(ctx: BenchContext, seed: int, grid: list[float], iterations: int,
+               every: int) -> tuple[dict[float, Any], dict[int, Any], tuple[float, float], int]:
+    """One seed: a curve per fixed rate, lr_find's bounds, a CLR curve per step size."""
+    splits = digits(seed)
+    steps_per_epoch = int(np.ceil(len(splits.y_train) / BATCH))
+    fixed = {}
+    for lr in grid:
+        ctx.log(f"schedules: seed {seed}, fixed lr {lr}")
+        fixed[lr] = _train(splits, seed, float(lr), iterations, every)
+    ctx.log(f"schedules: seed {seed}, lr_find + CLR")
+    model = _model(splits.input_shape, splits.num_classes, seed)
+    _compile(model, 0.01)
+    found = lr_find(model, splits.x_train, splits.y_train.astype("int32"), batch_size=BATCH,
+                    min_learning_rate=1e-5, max_learning_rate=10.0, num_steps=100)
+    low, high = found.bounds
+    initial = model.get_weights()  # lr_find restored them
+    cyclic = {}
+    for epochs_per_step in STEP_SIZES:
+        schedule = CyclicalLearningRate(low, high, epochs_per_step * steps_per_epoch)
+        # the same initial weights, a fresh optimizer
+        fresh = _model(splits.input_shape, splits.num_classes, seed)
+        fresh.set_weights(initial)
+        cyclic[epochs_per_step] = _train(splits, seed, schedule, iterations, every, model=fresh)
+    return fixed, cyclic, (low, high), steps_per_epoch
 
 
-@benchmark(
-    "schedules",
-    "iterations to the best fixed rate's accuracy: triangular CLR with lr_find bounds vs the "
-    "best fixed rate of a grid (goal ≥ 1.5× fewer)",
-)
-def schedules(ctx: BenchContext) -> BenchResult:
-    start = time.perf_counter()
-    if ctx.quick:
-        seeds, grid, iterations, every = [0], [0.01, 0.1], 340, 17
-    else:
-        seeds, grid, iterations, every = list(range(SEEDS)), [0.003, 0.01, 0.03, 0.1, 0.3], 1360, 17
-    fixed: dict[float, list[list[tuple[int, float]]]] = {lr: [] for lr in grid}
-    cyclic: dict[int, list[list[tuple[int, float]]]] = {k: [] for k in STEP_SIZES}
-    found: list[tuple[float, float]] = []
-    for seed in seeds:
-        splits = load("digits", seed=seed)
-        steps_per_epoch = int(np.ceil(len(splits.y_train) / BATCH))
-        for lr in grid:
-            ctx.log(f"schedules: seed {seed}, fixed lr {lr}")
-            fixed[lr].append(_train(splits, seed, float(lr), iterations, every))
-        ctx.log(f"schedules: seed {seed}, lr_find + CLR")
-        model = _model(splits.input_shape, splits.num_classes, seed)
-        _compile(model, 0.01)
-        result = lr_find(model, splits.x_train, splits.y_train.astype("int32"), batch_size=BATCH,
-                         min_learning_rate=1e-5, max_learning_rate=10.0, num_steps=100)
-        low, high = result.bounds
-        found.append((low, high))
-        initial = model.get_weights()  # lr_find restored them
-        for epochs_per_step in STEP_SIZES:
-            schedule = CyclicalLearningRate(low, high, epochs_per_step * steps_per_epoch)
-            # the same initial weights, a fresh optimizer
-            fresh = _model(splits.input_shape, splits.num_classes, seed)
-            fresh.set_weights(initial)
-            cyclic[epochs_per_step].append(_train(splits, seed, schedule, iterations, every, model=fresh))
-
-    # the best fixed rate: highest median final accuracy over the seeds
-    finals = {lr: float(np.median([_final(p) for p in runs])) for lr, runs in fixed.items()}
-    best = max(grid, key=lambda lr: finals[lr])
-    target = finals[best] - 0.005
+def _rows(fixed: dict[float, Runs], cyclic: dict[int, Runs], best: float, target: float) -> list[dict[str, Any]]:
+    base = f"fixed lr {best:g}"
     a = [iterations_to(p, target) for p in fixed[best]]
     final_a = [_final(p) for p in fixed[best]]
     rows = []
@@ -174,53 +161,83 @@ def schedules(ctx: BenchContext) -> BenchResult:
         b = [iterations_to(p, target) for p in cyclic[k]]
         rows.append(ratio_row(
             f"iterations to test accuracy {target:.3f} (best fixed rate's final − 0.5 pt)",
-            {f"fixed lr {best:g}": a, label: b}, f"fixed lr {best:g}", label, unit="it",
+            {base: a, label: b}, base, label, unit="it",
             goal="≤ 0.667 (≥ 1.5× fewer)", goal_met=lambda r: r <= 1 / 1.5, lower_is_better=True,
         ))
         rows.append(ratio_row(
             "final test accuracy (mean of last 3 evaluations)",
-            {f"fixed lr {best:g}": final_a, label: [_final(p) for p in cyclic[k]]},
-            f"fixed lr {best:g}", label, unit="", goal="≥ 1.0",
-            goal_met=lambda r: r >= 1.0 - 1e-9, lower_is_better=False,
+            {base: final_a, label: [_final(p) for p in cyclic[k]]}, base, label, unit="",
+            goal="≥ 1.0", goal_met=lambda r: r >= 1.0 - 1e-9, lower_is_better=False,
         ))
+    return rows
+
+
+def _table(fixed: dict[float, Runs], cyclic: dict[int, Runs], finals: dict[float, float], best: float,
+           target: float, found: list[tuple[float, float]]) -> str:
     lines = ["| learning rate | median final accuracy | iterations to target (per seed) |",
              "|---|---|---|"]
-    for lr in grid:
-        its = ", ".join(f"{iterations_to(p, target):.0f}" for p in fixed[lr])
+    for lr, runs in fixed.items():
+        its = ", ".join(f"{iterations_to(p, target):.0f}" for p in runs)
         lines.append(f"| fixed {lr:g}{' (best)' if lr == best else ''} | {finals[lr]:.4f} | {its} |")
     bounds = ", ".join(f"{lo:.3g}–{hi:.3g}" for lo, hi in found)
     for k in STEP_SIZES:
         its = ", ".join(f"{iterations_to(p, target):.0f}" for p in cyclic[k])
         median_final = float(np.median([_final(p) for p in cyclic[k]]))
         lines.append(f"| CLR step {k} epochs [{bounds}] | {median_final:.4f} | {its} |")
-    plot = ctx.out_dir / "schedules.png"
-    _plot({f"fixed lr {best:g} (best of grid)": fixed[best],
-           **{f"triangular CLR, step {k} epochs": cyclic[k] for k in STEP_SIZES}}, target, plot)
-    from tenfold.env import environment
+    return "\n".join(lines)
 
+
+def _notes(seeds: int, iterations: int, every: int, steps_per_epoch: int) -> list[str]:
+    return [
+        (
+            f"{seeds} seed(s) (split, initial weights, batch order); {iterations} "
+            f"iterations of batch {BATCH}; test accuracy every {every} iterations; CLR step "
+            f"sizes {' and '.join(map(str, STEP_SIZES))} epochs (Smith recommends 2-10; one "
+            f"epoch is {steps_per_epoch} iterations), bounds per seed from lr_find "
+            "(100 steps, 1e-5 → 10) on the same initial weights. The ratio column is the "
+            "median of the per-seed ratios."
+        ),
+        (
+            "inf = never reached within the budget. Iterations, not time: the schedule adds "
+            "no per-step cost; lr_find's 100 steps are not counted (add them to B to be "
+            "strict)."
+        ),
+        (
+            "The suggestion rule used here (upper bound = geometric middle of steepest "
+            "descent and minimum/10) was chosen after a first full run with bounds "
+            "[minimum/10, steepest], whose CLR diverged and never reached the target; "
+            "docs/cyclical-learning-rates.md has that run's figures."
+        ),
+    ]
+
+
+@benchmark(
+    "schedules",
+    "iterations to the best fixed rate's accuracy: triangular CLR with lr_find bounds vs the "
+    "best fixed rate of a grid (goal ≥ 1.5× fewer)",
+)
+def run(ctx: BenchContext) -> BenchResult:
+    if ctx.quick:
+        seeds, grid, iterations, every = [0], [0.01, 0.1], 340, 17
+    else:
+        seeds, grid, iterations, every = list(range(SEEDS)), [0.003, 0.01, 0.03, 0.1, 0.3], 1360, 17
+    fixed: dict[float, Runs] = {lr: [] for lr in grid}
+    cyclic: dict[int, Runs] = {k: [] for k in STEP_SIZES}
+    found: list[tuple[float, float]] = []
+    for seed in seeds:
+        fixed_seed, cyclic_seed, bounds, steps_per_epoch = _seed_runs(ctx, seed, grid, iterations, every)
+        for lr in grid:
+            fixed[lr].append(fixed_seed[lr])
+        for k in STEP_SIZES:
+            cyclic[k].append(cyclic_seed[k])
+        found.append(bounds)
+    # the best fixed rate: highest median final accuracy over the seeds
+    finals = {lr: float(np.median([_final(p) for p in runs])) for lr, runs in fixed.items()}
+    best = max(grid, key=lambda lr: finals[lr])
+    target = finals[best] - 0.005
+    plot = _plot(ctx, {f"fixed lr {best:g} (best of grid)": fixed[best],
+                       **{f"triangular CLR, step {k} epochs": cyclic[k] for k in STEP_SIZES}}, target)
     return BenchResult(
-        "schedules", schedules.description, rows=rows, tables=["\n".join(lines)],
-        plots=[_relative(plot, ctx.out_dir.parent)],
-        notes=[
-            (
-                f"{len(seeds)} seed(s) (split, initial weights, batch order); {iterations} "
-                f"iterations of batch {BATCH}; test accuracy every {every} iterations; CLR step "
-                f"sizes {' and '.join(map(str, STEP_SIZES))} epochs (Smith recommends 2-10; one "
-                f"epoch is {int(np.ceil(1078 / BATCH))} iterations), bounds per seed from lr_find "
-                "(100 steps, 1e-5 → 10) on the same initial weights. The ratio column is the "
-                "median of the per-seed ratios."
-            ),
-            (
-                "inf = never reached within the budget. Iterations, not time: the schedule adds "
-                "no per-step cost; lr_find's 100 steps are not counted (add them to B to be "
-                "strict)."
-            ),
-            (
-                "The suggestion rule used here (upper bound = geometric middle of steepest "
-                "descent and minimum/10) was chosen after a first full run with bounds "
-                "[minimum/10, steepest] (about 0.03-0.18): that CLR diverged in 2 of 3 seeds "
-                "and never reached the target; see docs/cyclical-learning-rates.md."
-            ),
-        ],
-        env=environment(), quick=ctx.quick, seconds=time.perf_counter() - start,
+        rows=_rows(fixed, cyclic, best, target), tables=[_table(fixed, cyclic, finals, best, target, found)],
+        plots=[plot], notes=_notes(len(seeds), iterations, every, steps_per_epoch),
     )

@@ -8,13 +8,15 @@ assertions).
 import numpy as np
 import pytest
 
-from tenfold import registry
-from tenfold.bench import BenchContext, load_all
+from tenfold.bench import BenchContext, load_all, run_benchmark
 
 
 def _run(name, tmp_path):
     load_all()
-    return registry.get("benchmarks", name)(BenchContext(quick=True, out_dir=tmp_path, log=lambda s: None))
+    result = run_benchmark(name, BenchContext(quick=True, out_dir=tmp_path, log=lambda s: None))
+    assert result.name == name and result.command == f"tenfold bench {name} --quick"
+    assert all(np.isfinite(row["ratio"]) for row in result.rows if "ratio" in row)
+    return result
 
 
 def _metrics(result):
@@ -31,6 +33,30 @@ def test_optimizers_quick(tmp_path):
     assert any("Best learning rate" in t for t in result.tables)
     assert all(np.isfinite(row["ratio"]) and row["ratio"] > 0 for row in result.rows)
     assert (tmp_path / "optimizers_state.png").is_file() and (tmp_path / "optimizers_loss.png").is_file()
+    # the momentum note is computed from the loss table: one ratio per model, none typed
+    momentum = next(n for n in result.notes if "With momentum, Adafactor's 30-step loss" in n)
+    assert momentum.count("×") >= 4 and "Transformer block d=256" in momentum
+    assert not any(n.startswith("Longer runs") for n in result.notes)  # quick: no longer runs
+
+
+@pytest.mark.slow
+def test_echo_quick(tmp_path):
+    result = _run("echo", tmp_path)
+    assert [row["b"] for row in result.rows] == ["e=2", "e=4"]
+    assert all(row["goal"].startswith(">= ") for row in result.rows)
+    assert [n.split(":")[0] for n in result.notes[1:]] == ["echo 2", "echo 4"]
+    assert (tmp_path / "echo.png").is_file()
+
+
+@pytest.mark.slow
+def test_remat_quick(tmp_path):
+    result = _run("remat", tmp_path)
+    assert _metrics(result) == [
+        "MLP 16×256: peak memory, sqrt policy (k=4)", "MLP 16×256: step time, sqrt policy (k=4)",
+        "ResNet 9 blocks: peak memory, sqrt policy (k=3)", "ResNet 9 blocks: step time, sqrt policy (k=3)",
+    ]
+    assert all(row["a_median"] > row["b_median"] for row in result.rows[::2])  # recomputing saves memory
+    assert len(result.notes) == 2 and (tmp_path / "remat.png").is_file()
 
 
 @pytest.mark.slow
