@@ -1,29 +1,29 @@
 """``tenfold deploy MODEL.keras -o OUT``: fuse for inference, check, export.
 
-Loads a ``.keras`` model (``safe_mode`` on), fuses it with :func:`tenfold.reparam.deploy`
-(ACBlock / RepVGGBlock branches, conv → BN pairs), compares fused and original outputs on
-sample inputs, then writes ``OUT/model.keras`` and ``OUT/saved_model`` and prints the
-parameter counts and the largest difference. Exits with status 1 when the relative
-difference is above ``--tolerance`` (nothing is written then), 2 on bad input.
+Loads a ``.keras`` model (``safe_mode`` on) and hands it to the trainer's deploy step
+(:func:`tenfold.train.deploy.deploy`: fuse → compare on sample inputs → write
+``OUT/model.keras``, ``OUT/saved_model`` and ``OUT/deploy.json``), then prints the parameter
+counts and the largest difference. Exits with status 1 when the relative difference is
+above ``--tolerance`` (nothing is written then), 2 on bad input.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Optional
 
+import keras
 import numpy as np
 import typer
 
-from tenfold.cli.app import app, fail
+from tenfold.cli._errors import CHECK_FAILED, fail
+from tenfold.data import load
+from tenfold.train.deploy import DeployMismatch, deploy
 
 
 def sample_inputs(model: Any, *, samples: int, data: str | None, seed: int) -> np.ndarray:
     """Check inputs: the test split of ``data`` (a tenfold data source) or Gaussian noise."""
     if data is not None:
-        from tenfold.data import load
-
         x = load(data, seed=seed).x_test[:samples]
     else:
         if len(model.inputs) != 1:
@@ -38,60 +38,29 @@ def sample_inputs(model: Any, *, samples: int, data: str | None, seed: int) -> n
     return x
 
 
-def deploy_command(
-    model_path: Path,
-    out: Path,
-    *,
-    samples: int = 64,
-    data: str | None = None,
-    tolerance: float = 1e-4,
-    seed: int = 0,
-    log: Any = print,
-) -> dict[str, Any]:
-    """Fuse ``model_path`` into ``out``; returns the facts printed and saved as ``deploy.json``."""
-    import keras
-
-    import tenfold  # noqa: F401  (registers the tenfold classes for loading)
-    from tenfold import reparam
-
+def load_model(model_path: Path) -> keras.Model:
+    """The model of a ``.keras`` file, or a ValueError saying what is wrong with the file."""
     if not model_path.is_file():
         raise FileNotFoundError(f"model file {str(model_path)!r} does not exist.")
     if model_path.suffix != ".keras":
         raise ValueError(f"MODEL must be a .keras file, received {str(model_path)!r}.")
+    return keras.saving.load_model(model_path, safe_mode=True)
+
+
+def deploy_file(
+    model_path: Path, out: Path, *, samples: int = 64, data: str | None = None,
+    tolerance: float = 1e-4, seed: int = 0,
+) -> dict[str, Any]:
+    """Fuse ``model_path`` into ``out``; returns the facts saved as ``deploy.json``."""
     if samples < 1:
         raise ValueError(f"--samples must be >= 1, received {samples}.")
-    model = keras.saving.load_model(model_path, safe_mode=True)
-    fused = reparam.deploy(model)
+    model = load_model(model_path)
     x = sample_inputs(model, samples=samples, data=data, seed=seed)
-    diff = reparam.max_difference(model, fused, x)
-    scale = float(np.max(np.abs(np.asarray(model.predict(x, verbose=0)))))
-    relative = diff / scale if scale > 0 else diff
-    facts = {
-        "model": str(model_path),
-        "parameters": reparam.parameter_count(model),
-        "deployed_parameters": reparam.parameter_count(fused),
-        "max_abs_difference": diff,
-        "max_relative_difference": relative,
-        "checked_on": f"{len(x)} {'test examples of ' + data if data else 'Gaussian samples'}",
-    }
-    log(f"parameters: {facts['parameters']:,} -> {facts['deployed_parameters']:,}")
-    log(f"largest difference: {diff:.3g} (relative {relative:.3g}) on {facts['checked_on']}")
-    if not relative <= tolerance:
-        raise RuntimeError(
-            f"the fused model differs from the original by {relative:.3g} (relative), above "
-            f"--tolerance {tolerance:g}; nothing written."
-        )
-    out.mkdir(parents=True, exist_ok=True)
-    fused.save(out / "model.keras")
-    if keras.backend.backend() == "tensorflow":
-        fused.export(str(out / "saved_model"), format="tf_saved_model", verbose=False)
-    (out / "deploy.json").write_text(json.dumps(facts, indent=2) + "\n", encoding="utf-8")
-    log(f"wrote {out / 'model.keras'} and {out / 'saved_model'}")
-    return facts
+    checked_on = f"{len(x)} {'test examples of ' + data if data else 'Gaussian samples'}"
+    return deploy(model, x, out, checked_on=checked_on, tolerance=tolerance, source=str(model_path))
 
 
-@app.command("deploy")
-def deploy_cli(
+def deploy_command(
     model: Path = typer.Argument(..., help="A trained .keras model."),
     out: Path = typer.Option(..., "-o", "--out", help="Output folder (model.keras, saved_model/)."),
     samples: int = typer.Option(64, "--samples", help="Number of inputs to compare outputs on."),
@@ -102,8 +71,12 @@ def deploy_cli(
 ) -> None:
     """Fuse re-parameterized blocks and conv-BN pairs, check outputs, export."""
     try:
-        deploy_command(model, out, samples=samples, data=data, tolerance=tolerance, log=typer.echo)
+        facts = deploy_file(model, out, samples=samples, data=data, tolerance=tolerance)
     except (FileNotFoundError, ValueError, TypeError) as err:
         fail(str(err))
-    except RuntimeError as err:
-        fail(str(err), code=1)
+    except DeployMismatch as err:
+        fail(str(err), CHECK_FAILED)
+    typer.echo(f"parameters: {facts['parameters']:,} -> {facts['deployed_parameters']:,}")
+    typer.echo(f"largest difference: {facts['max_abs_difference']:.3g} (relative "
+               f"{facts['max_relative_difference']:.3g}) on {facts['checked_on']}")
+    typer.echo(f"wrote {out / 'model.keras'} and {out / 'saved_model'}")

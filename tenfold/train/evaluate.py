@@ -1,18 +1,32 @@
-"""Evaluation of a trained model: accuracy, balanced accuracy, per-class and per-shot.
+"""Stage "evaluate": accuracy, balanced, per-class and per-shot accuracy of a trained model,
+and the post-hoc long-tail variants of ``evaluate.posthoc`` (docs/long-tail.md).
 
 Plain NumPy over the model's logits on a split, so the numbers in ``metrics.json`` do not
-depend on how Keras aggregates metrics.
-
-Shot groups follow the long-tail literature (Liu et al. 2019, OLTR): a class is
-*many-shot* with more than ``many`` training examples, *few-shot* with fewer than ``few``,
-*medium-shot* otherwise (``few <= n <= many``).
+depend on how Keras aggregates metrics. The trained model's logits are predicted once per
+split and shared by every variant that starts from them. Shot groups are the library's
+(:func:`tenfold.metrics.shot_accuracy.shot_group_masks`): many-shot ``n > many``, few-shot
+``n < few``, medium-shot otherwise.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import keras
 import numpy as np
+
+from tenfold.longtail import adjust_logits, retrain_classifier, search_tau, tau_normalize
+from tenfold.losses import LDAMLoss
+from tenfold.metrics.shot_accuracy import shot_group_masks
+from tenfold.train.build import Run
+from tenfold.train.recipe import PosthocConfig
+
+SPLITS = ("validation", "test")
+
+
+def predict_logits(model: keras.Model, x: np.ndarray) -> np.ndarray:
+    """The model's outputs on ``x`` as float64."""
+    return np.asarray(model.predict(x, batch_size=256, verbose=0), dtype="float64")
 
 
 def per_class_accuracy(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> list[float | None]:
@@ -26,22 +40,12 @@ def per_class_accuracy(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int)
 
 def shot_groups(class_counts: list[int], *, many: int, few: int) -> dict[str, list[int]]:
     """Class indices of the many / medium / few-shot groups by training count."""
-    if few > many:
-        raise ValueError(f"evaluate.few ({few}) must not exceed evaluate.many ({many}).")
-    groups: dict[str, list[int]] = {"many": [], "medium": [], "few": []}
-    for c, n in enumerate(class_counts):
-        key = "many" if n > many else ("few" if n < few else "medium")
-        groups[key].append(c)
-    return groups
+    masks = shot_group_masks(class_counts, many=many, few=few)
+    return {name: [int(c) for c in np.flatnonzero(mask)] for name, mask in masks.items()}
 
 
 def classification_metrics(
-    logits: np.ndarray,
-    y_true: np.ndarray,
-    class_counts: list[int],
-    *,
-    many: int,
-    few: int,
+    logits: np.ndarray, y_true: np.ndarray, class_counts: list[int], *, many: int, few: int,
 ) -> dict[str, Any]:
     """All the numbers of one split, JSON-able.
 
@@ -52,17 +56,12 @@ def classification_metrics(
     (0.6666666666666666, 0.75, 0.5)
     """
     y_pred = np.argmax(logits, axis=-1)
-    num_classes = logits.shape[-1]
-    per_class = per_class_accuracy(y_true, y_pred, num_classes)
+    per_class = per_class_accuracy(y_true, y_pred, logits.shape[-1])
     present = [a for a in per_class if a is not None]
-    groups = shot_groups(class_counts, many=many, few=few)
     shots = {}
-    for name, classes in groups.items():
+    for name, classes in shot_groups(class_counts, many=many, few=few).items():
         accs = [per_class[c] for c in classes if per_class[c] is not None]
-        shots[name] = {
-            "classes": classes,
-            "accuracy": float(np.mean(accs)) if accs else None,
-        }
+        shots[name] = {"classes": classes, "accuracy": float(np.mean(accs)) if accs else None}
     return {
         "examples": int(len(y_true)),
         "accuracy": float(np.mean(y_pred == y_true)),
@@ -70,3 +69,87 @@ def classification_metrics(
         "per_class_accuracy": per_class,
         "shots": shots,
     }
+
+
+def _copy(model: keras.Model) -> keras.Model:
+    clone = keras.models.clone_model(model)
+    clone.set_weights(model.get_weights())
+    return clone
+
+
+def _adjusted(p: PosthocConfig, plain: dict[str, np.ndarray], y_val: np.ndarray,
+              counts: list[int]) -> tuple[dict[str, np.ndarray], str]:
+    if p.tau == "search":
+        found = search_tau(plain["validation"], None, y_val, counts, method="adjust_logits")
+        tau, how = found.tau, f"searched on validation (balanced accuracy {found.score:.3f})"
+    else:
+        tau, how = float(p.tau), "from the recipe"
+    logits = {k: adjust_logits(v, counts, tau=tau) for k, v in plain.items()}
+    return logits, f"Post-hoc logit adjustment: logits − τ·log prior with τ = {tau:g}, {how}."
+
+
+def _tau_norm(run: Run) -> tuple[dict[str, np.ndarray] | None, str]:
+    s, counts = run.data.splits, run.data.class_counts
+    model = _copy(run.model)
+    try:
+        found = search_tau(model, s.x_val, s.y_val, counts, method="tau_norm")
+    except (ValueError, TypeError) as err:
+        return None, f"τ-norm skipped: {err}"
+    tau_normalize(model, tau=found.tau)
+    logits = {"validation": predict_logits(model, s.x_val), "test": predict_logits(model, s.x_test)}
+    return logits, f"τ-norm: classifier columns scaled by 1/‖w‖^τ, τ = {found.tau:g} searched on validation."
+
+
+def _crt(run: Run) -> tuple[dict[str, np.ndarray], str]:
+    p, s, counts = run.recipe.evaluate.posthoc, run.data.splits, run.data.class_counts
+    model = _copy(run.model)
+    # cosine logits need a scale: cross-entropy on 30·cos
+    loss = LDAMLoss(counts, max_margin=0.0, scale=30.0) if run.recipe.model.head == "normed" else None
+    retrain_classifier(
+        model, (s.x_train, s.y_train), counts, epochs=p.crt_epochs, sampler=p.crt_sampler,
+        batch_size=run.recipe.data.batch_size, seed=run.recipe.seed, loss=loss,
+    )
+    logits = {"validation": predict_logits(model, s.x_val), "test": predict_logits(model, s.x_test)}
+    return logits, (f"cRT: backbone frozen, classifier re-initialized and retrained {p.crt_epochs} "
+                    f"epochs with {p.crt_sampler} sampling.")
+
+
+def posthoc_logits(run: Run, plain: dict[str, np.ndarray]) -> tuple[dict[str, dict[str, np.ndarray]], list[str]]:
+    """``{variant: {split: logits}}`` for the variants asked in ``evaluate.posthoc``, and notes.
+
+    ``plain`` holds the trained model's logits per split. τ values set to ``search`` are
+    chosen on the (balanced) validation split. The trained model itself is not changed.
+    """
+    p = run.recipe.evaluate.posthoc
+    out: dict[str, dict[str, np.ndarray]] = {}
+    notes: list[str] = []
+    if p.adjust_logits:
+        out["adjusted"], note = _adjusted(p, plain, run.data.splits.y_val, run.data.class_counts)
+        notes.append(note)
+    if p.tau_norm:
+        logits, note = _tau_norm(run)
+        if logits is not None:
+            out["tau_norm"] = logits
+        notes.append(note)
+    if p.crt:
+        out["crt"], note = _crt(run)
+        notes.append(note)
+    return out, notes
+
+
+def evaluate(run: Run) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray], list[str]]:
+    """Metrics per split and per model variant (``plain``: the trained model as it is).
+
+    Returns the metrics, the trained model's logits per split (for the deploy check) and
+    the report's notes.
+    """
+    s, e, counts = run.data.splits, run.recipe.evaluate, run.data.class_counts
+    labels = {"validation": s.y_val, "test": s.y_test}
+    plain = {"validation": predict_logits(run.model, s.x_val), "test": predict_logits(run.model, s.x_test)}
+    variants, notes = posthoc_logits(run, plain)
+    results: dict[str, dict[str, Any]] = {split: {} for split in SPLITS}
+    for variant, logits in {"plain": plain, **variants}.items():
+        for split in SPLITS:
+            results[split][variant] = classification_metrics(
+                logits[split], labels[split], counts, many=e.many, few=e.few)
+    return results, plain, notes

@@ -27,6 +27,30 @@ class RecipeError(ValueError):
     """A recipe, a recipe file or an override is wrong; the message says what and how."""
 
 
+# recipe names of the long-tail losses (docs/long-tail.md); any registered loss also works
+LOSS_ALIASES = {
+    "balanced_softmax": "BalancedSoftmaxLoss",
+    "logit_adjusted": "LogitAdjustedLoss",
+    "ldam": "LDAMLoss",
+    "class_balanced": "ClassBalancedLoss",
+}
+
+
+def resolve_loss_name(name: str) -> str | None:
+    """The registered loss class name of a recipe's ``loss.name`` (None: cross-entropy)."""
+    if name == "cross_entropy":
+        return None
+    if name in LOSS_ALIASES:
+        return LOSS_ALIASES[name]
+    names = {n.lower(): n for n in registry.list("losses")}
+    if name.lower() in names:
+        return names[name.lower()]
+    choices = ["cross_entropy", *LOSS_ALIASES, *registry.list("losses")]
+    raise ValueError(
+        f"unknown loss {name!r};{registry.suggest(name, choices)} accepted: {', '.join(choices)}"
+    )
+
+
 class Section(BaseModel):
     """Base of every recipe section: unknown keys are errors, assignments are validated."""
 
@@ -168,8 +192,6 @@ class LossConfig(Section):
     @field_validator("name")
     @classmethod
     def _known_loss(cls, value: str) -> str:
-        from tenfold.train.longtail import resolve_loss_name
-
         resolve_loss_name(value)
         return value
 
@@ -308,13 +330,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     for text in overrides:
         parts, value = parse_override(text)
-        node = raw
-        for part in parts[:-1]:
-            child = node.setdefault(part, {})
-            if not isinstance(child, dict):
-                raise RecipeError(f"--set {text!r}: {part!r} is a value, not a section.")
-            node = child
-        node[parts[-1]] = value
+        _set_path(raw, parts, value, f"--set {text!r}")
     return raw
 
 
@@ -339,6 +355,32 @@ def read_raw(path: str | Path | None) -> tuple[dict[str, Any], str]:
     if not isinstance(raw, dict):
         raise RecipeError(f"{text_path}: a recipe must be a mapping of sections, got {type(raw).__name__}.")
     return raw, str(text_path)
+
+
+def _set_path(raw: dict[str, Any], parts: list[str], value: Any, text: str) -> None:
+    node = raw
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise RecipeError(f"{text}: {part!r} is a value, not a section.")
+        node = child
+    node[parts[-1]] = value
+
+
+def with_values(recipe: Recipe, values: dict[str, Any], *, source: str = "options") -> Recipe:
+    """A copy of ``recipe`` with dotted keys set to already-typed ``values``, validated.
+
+    Example:
+    >>> with_values(load_recipe("tiny"), {"schedule.lr_find_steps": 30}).schedule.lr_find_steps
+    30
+    """
+    raw = recipe.model_dump(mode="json")
+    for key, value in values.items():
+        _set_path(raw, key.split("."), value, key)
+    try:
+        return Recipe.model_validate(raw)
+    except ValidationError as err:
+        raise RecipeError(_format_error(err, source)) from None
 
 
 def load_recipe(path: str | Path | None = None, overrides: list[str] | None = None) -> Recipe:

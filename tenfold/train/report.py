@@ -1,17 +1,37 @@
-"""The human side of a run directory: plots (PNG + CSV) and ``report.md``.
+"""Stage "report": the human side of a run directory — plots (PNG + CSV), ``report.md``
+and the record that becomes ``metrics.json``.
 
 matplotlib with the Agg backend: no display needed.
 """
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 from typing import Any
 
+import keras
 import numpy as np
 
 from tenfold._plot import pyplot, save_figure
-from tenfold.train.logging import read_csv, write_csv_atomic
+from tenfold.train.build import Run
+from tenfold.train.evaluate import shot_groups
+from tenfold.train.files import read_csv, write_csv_atomic, write_text_atomic
+
+
+def learning_rate_curve(optimizer: keras.optimizers.Optimizer, steps: int) -> list[float]:
+    """The learning rate at each of ``steps`` optimizer steps.
+
+    Schedules are pure functions of the step, so the curve is computed after training from
+    the schedule itself: exact, free of per-batch overhead, and right across resumes.
+    """
+    schedule = getattr(optimizer, "_learning_rate", None)
+    if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
+        values = schedule(keras.ops.arange(steps, dtype="int64"))
+        return [float(v) for v in np.asarray(keras.ops.convert_to_numpy(values)).reshape(-1)]
+    rate = float(np.asarray(keras.ops.convert_to_numpy(optimizer.learning_rate)))
+    return [rate] * steps
 
 
 def plot_history(history_csv: Path, out: Path) -> Path:
@@ -121,6 +141,16 @@ def write_report(out_dir: Path, metrics: dict[str, Any], recipe_yaml: str, env: 
         f"{shots['few_threshold']}, medium in between — many: classes {shots['many']}, "
         f"medium: {shots['medium']}, few: {shots['few']}. Test and validation splits are balanced.",
         "",
+        *_training_lines(info),
+        *_closing_lines(recipe_yaml, env),
+    ]
+    path = out_dir / "report.md"
+    write_text_atomic(path, "\n".join(lines))
+    return path
+
+
+def _training_lines(info: dict[str, Any]) -> list[str]:
+    lines = [
         "## Data and training",
         "",
         f"- Data: `{info['data']}`, input {info['input_shape']}, {info['num_classes']} classes; "
@@ -141,7 +171,11 @@ def write_report(out_dir: Path, metrics: dict[str, Any], recipe_yaml: str, env: 
         ("Per-class test accuracy (head → tail)", "plots/per_class_accuracy.png"),
     ):
         lines += [f"### {title}", "", f"![{title}]({png})", ""]
-    lines += [
+    return lines
+
+
+def _closing_lines(recipe_yaml: str, env: dict[str, Any]) -> list[str]:
+    return [
         "## Files",
         "",
         "`model.keras` (trained model), `deploy/` (exported model), `metrics.json`, "
@@ -159,6 +193,62 @@ def write_report(out_dir: Path, metrics: dict[str, Any], recipe_yaml: str, env: 
         f"TensorFlow {env.get('tensorflow', '-')}, Keras {env.get('keras')}, Python {env.get('python')}.",
         "",
     ]
-    path = out_dir / "report.md"
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path
+
+
+def summary_table(metrics: dict[str, Any]) -> str:
+    """The test results as a plain-text table for the terminal."""
+    header = ("model", "accuracy", "balanced", "many", "medium", "few")
+    rows = [header, *summary_rows(metrics)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)) for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def write_plots(run: Run, results: dict[str, Any]) -> None:
+    """``plots/``: training curves, learning rate per step, per-class test accuracy."""
+    out, s = run.out, run.data.splits
+    plots = out / "plots"
+    plots.mkdir(exist_ok=True)
+    plot_history(out / "history.csv", plots / "history.png")
+    shutil.copyfile(out / "history.csv", plots / "history.csv")  # each plot beside its CSV
+    total_steps = run.recipe.train.epochs * run.steps_per_epoch
+    plot_learning_rate(
+        learning_rate_curve(run.model.optimizer, total_steps), plots / "learning_rate.png",
+        plots / "learning_rate.csv", run.steps_per_epoch,
+    )
+    plot_per_class(
+        {k: v["per_class_accuracy"] for k, v in results["test"].items()},
+        run.data.class_counts, s.class_names, plots / "per_class_accuracy.png",
+        plots / "per_class_accuracy.csv",
+    )
+
+
+def metrics_record(run: Run, facts: dict[str, Any], results: dict[str, Any],
+                   notes: list[str]) -> dict[str, Any]:
+    """What ``metrics.json`` holds: the run's facts, its shot groups and the results."""
+    recipe, s, e = run.recipe, run.data.splits, run.recipe.evaluate
+    groups = shot_groups(run.data.class_counts, many=e.many, few=e.few)
+    info = {
+        "recipe": recipe.name, "description": recipe.description, "data": s.source,
+        "input_shape": list(s.input_shape), "num_classes": s.num_classes,
+        "class_names": s.class_names, "class_counts": run.data.class_counts,
+        "imbalance_factor": recipe.data.imbalance_factor, "train_examples": int(len(s.y_train)),
+        "validation_examples": int(len(s.y_val)), "test_examples": int(len(s.y_test)),
+        "model": recipe.model.name, "parameters": int(run.model.count_params()),
+        "epochs": recipe.train.epochs, "steps_per_epoch": run.steps_per_epoch, "notes": notes,
+        **facts,
+    }
+    return {
+        "run": info,
+        "shot_groups": {"many_threshold": e.many, "few_threshold": e.few, **groups},
+        **results,
+    }
+
+
+def write_outputs(run: Run, metrics: dict[str, Any]) -> None:
+    """Plots and ``report.md`` of a run (``metrics.json`` is the run directory's to write)."""
+    tests = {k: v for k, v in metrics.items() if k in ("validation", "test")}
+    write_plots(run, tests)
+    env = json.loads((run.out / "env.json").read_text(encoding="utf-8"))
+    write_report(run.out, metrics, run.recipe.to_yaml(), env)

@@ -1,15 +1,18 @@
 """The trainer's long-tail keys: loss.name aliases, model.head, data.sampler, callbacks.drw,
 evaluate.posthoc — tiny end-to-end runs on long-tailed digits."""
 
+import dataclasses
 import json
 
 import numpy as np
 import pytest
 
 from tenfold.losses import BalancedSoftmaxLoss, LDAMLoss, LogitAdjustedLoss
-from tenfold.train import builders
+from tenfold.train.build import build
+from tenfold.train.fit import fit
+from tenfold.train.optimization import build_loss
 from tenfold.train.recipe import RecipeError, load_recipe
-from tenfold.train.run import build_context, fit, run
+from tenfold.train.run import run
 
 TINY = ["model.name=mlp", "model.hidden=[32]", "train.verbose=0", "data.augment.random_translation=0"]
 
@@ -23,13 +26,17 @@ def test_default_recipe_trains_with_a_long_tail_loss_and_posthoc_rows():
 
 
 def test_loss_aliases_and_bad_names():
-    run_data = builders.RunData(splits=None, class_counts=[50, 5, 1])  # type: ignore[arg-type]
-    loss = builders.build_loss(load_recipe("default"), run_data)
+    counts = [50, 5, 1]
+
+    def loss_of(recipe):
+        return build_loss(recipe.loss, recipe.callbacks.drw, counts)
+
+    loss = loss_of(load_recipe("default"))
     assert isinstance(loss, BalancedSoftmaxLoss) and loss.class_counts == [50, 5, 1]
-    loss = builders.build_loss(load_recipe("default", ["loss.name=ldam", "loss.options={scale: 10}"]), run_data)
+    loss = loss_of(load_recipe("default", ["loss.name=ldam", "loss.options={scale: 10}"]))
     assert isinstance(loss, LDAMLoss) and loss.scale == 10.0
     # cross-entropy + DRW trains LogitAdjustedLoss(tau=0), i.e. cross-entropy with class weights
-    loss = builders.build_loss(load_recipe("default", ["loss.name=cross_entropy", "callbacks.drw={}"]), run_data)
+    loss = loss_of(load_recipe("default", ["loss.name=cross_entropy", "callbacks.drw={}"]))
     assert isinstance(loss, LogitAdjustedLoss) and loss.tau == 0.0
     with pytest.raises(RecipeError, match=r"loss.name: unknown loss 'ldma';.*Did you mean 'ldam'"):
         load_recipe("default", ["loss.name=ldma"])
@@ -37,14 +44,14 @@ def test_loss_aliases_and_bad_names():
         load_recipe("default", ["callbacks.dwr.beta=0.9"])
     with pytest.raises(RecipeError, match=r"data.sampler: .*'class_balanced'.*received 'balanced'"):
         load_recipe("default", ["data.sampler=balanced"])
-    with pytest.raises(RecipeError, match=r"loss: cannot build 'logit_adjusted'.*tau must be a float"):
-        builders.build_loss(load_recipe("default", ["loss.name=logit_adjusted", "loss.options={tau: x}"]), run_data)
+    with pytest.raises(RecipeError, match=r"loss: cannot build 'logit_adjusted'.*tau must be"):
+        loss_of(load_recipe("default", ["loss.name=logit_adjusted", "loss.options={tau: x}"]))
 
 
 def test_drw_switches_inside_the_trainer(tmp_path):
     recipe = load_recipe("digits-ldam-drw", [*TINY, "train.epochs=3", "callbacks.drw.start_epoch=2"])
-    ctx = build_context(recipe, tmp_path / "run", log=lambda s: None)
-    assert ctx.model.get_layer("classifier").__class__.__name__ == "NormedDense"
+    built = build(recipe, tmp_path / "run", log=lambda s: None)
+    assert built.model.get_layer("classifier").__class__.__name__ == "NormedDense"
     (tmp_path / "run").mkdir()
     weights_per_epoch = []
 
@@ -52,12 +59,11 @@ def test_drw_switches_inside_the_trainer(tmp_path):
 
     class Probe(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            weights_per_epoch.append(ctx.model.loss.class_weights.copy())
+            weights_per_epoch.append(built.model.loss.class_weights.copy())
 
-    ctx.callbacks.append(Probe())
-    fit(ctx, resume_epoch=None)
+    fit(dataclasses.replace(built, callbacks=(*built.callbacks, Probe())), resume_epoch=None)
     assert np.allclose(weights_per_epoch[0], 1.0) and np.allclose(weights_per_epoch[1], 1.0)
-    counts = np.asarray(ctx.data.class_counts, float)
+    counts = np.asarray(built.data.class_counts, float)
     expected = (1 - 0.9999) / (1 - 0.9999**counts)
     np.testing.assert_allclose(weights_per_epoch[2], expected / expected.sum() * len(counts), rtol=1e-5)
 

@@ -9,13 +9,13 @@ import pytest
 
 import tenfold  # noqa: F401
 from tenfold.optimizers import AGC, SM3, Adafactor
-from tenfold.train.builders import build_optimizer
+from tenfold.train.optimization import build_optimizer
 from tenfold.train.recipe import RecipeError, load_recipe
 
 
 def test_bundled_recipe_builds_adafactor_in_agc_that_skips_the_classifier():
     recipe = load_recipe("digits-adafactor-agc")
-    opt = build_optimizer(recipe, float(recipe.optimizer.learning_rate))
+    opt = build_optimizer(recipe.optimizer, recipe.agc, float(recipe.optimizer.learning_rate))
     assert isinstance(opt, AGC) and isinstance(opt.inner_optimizer, Adafactor)
     assert opt.clipping == recipe.agc.clipping
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, name="hidden"),
@@ -30,10 +30,10 @@ def test_bundled_recipe_builds_adafactor_in_agc_that_skips_the_classifier():
 def test_agc_off_by_default_and_optimizer_names():
     recipe = load_recipe("tiny", ["optimizer.name=sm3", "optimizer.learning_rate=0.05"])
     assert recipe.agc.clipping is None
-    opt = build_optimizer(recipe, 0.05)
+    opt = build_optimizer(recipe.optimizer, recipe.agc, 0.05)
     assert isinstance(opt, SM3)
     recipe = load_recipe("tiny", ["optimizer.name=sgd", "agc.clipping=0.02", "agc.exclude=[head]"])
-    opt = build_optimizer(recipe, 0.1)
+    opt = build_optimizer(recipe.optimizer, recipe.agc, 0.1)
     assert isinstance(opt, AGC) and isinstance(opt.inner_optimizer, keras.optimizers.SGD)
     assert "head" in opt.exclude
 
@@ -51,7 +51,7 @@ def test_bad_agc_keys(override, text):
 def test_bad_regex_is_a_recipe_error():
     recipe = load_recipe("tiny", ["agc.clipping=0.1", "agc.exclude=['(']"])
     with pytest.raises(RecipeError, match="agc"):
-        build_optimizer(recipe, 0.1)
+        build_optimizer(recipe.optimizer, recipe.agc, 0.1)
 
 
 def test_digits_adafactor_agc_trains_end_to_end(tmp_path):

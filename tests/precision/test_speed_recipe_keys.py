@@ -8,7 +8,8 @@ import pytest
 import tensorflow as tf
 
 from tenfold.remat import Recompute
-from tenfold.train import builders
+from tenfold.train import data as run_data
+from tenfold.train.model import build_model
 from tenfold.train.recipe import RecipeError, load_recipe
 from tenfold.train.run import run
 
@@ -49,9 +50,9 @@ def test_bad_values_are_refused_at_load(override, match):
 )
 def test_steps_per_epoch_count_the_echo(echo, expected):
     recipe = load_recipe("tiny", [f"data.echo={echo}"])
-    data = builders.build_data(recipe)
+    data = run_data.build_data(recipe.data, seed=recipe.seed)
     assert len(data.splits.y_train) == 1077 and recipe.data.batch_size == 64
-    assert builders.steps_per_epoch(recipe, data) == expected
+    assert run_data.steps_per_epoch(recipe.data, len(data.splits.y_train)) == expected
 
 
 @pytest.mark.parametrize("placement", ["before_augmentation", "after_augmentation"])
@@ -60,24 +61,25 @@ def test_train_dataset_echoes_at_the_placement(placement):
         f"data.echo={{factor: 2, placement: {placement}, shuffle_buffer: 1}}",
         "data.augment.random_translation=0.1",
     ])
-    data = builders.build_data(recipe)
-    ds = builders.train_dataset(recipe, data)
+    data = run_data.build_data(recipe.data, seed=recipe.seed)
+    echo = run_data.build_echo(recipe.data, seed=recipe.seed)
+    ds = run_data.train_dataset(recipe.data, data, echo, seed=recipe.seed, epochs=recipe.train.epochs)
     x, _ = next(iter(ds))
     # shuffle_buffer 1 keeps copies adjacent: echoed before augmentation they differ, after
     # augmentation they are identical
     same = bool(tf.reduce_all(tf.equal(x[0], x[1])))
     assert same is (placement == "after_augmentation")
-    assert data.echo is not None and data.echo.factor == 2
+    assert echo is not None and echo.factor == 2
 
 
 def test_model_remat_wraps_segments():
     recipe = load_recipe(None, ["model.blocks=[2,2]", "model.remat=2", "data.imbalance_factor=null"])
-    data = builders.build_data(recipe)
-    model = builders.build_model(recipe, data)
+    data = run_data.build_data(recipe.data, seed=recipe.seed)
+    model = build_model(recipe.model, data.splits.input_shape, data.num_classes)
     assert sum(isinstance(layer, Recompute) for layer in model.layers) == 2
     recipe = load_recipe(None, ["model.remat=[nope]"])
-    with pytest.raises(RecipeError, match="model.remat: policy names layers"):
-        builders.build_model(recipe, builders.build_data(recipe))
+    with pytest.raises(RecipeError, match="model.remat: policy names layer"):
+        build_model(recipe.model, data.splits.input_shape, data.num_classes)
 
 
 def test_tiny_run_reports_precision_xla_and_fresh_examples(tmp_path):

@@ -8,8 +8,10 @@ def test_shot_group_boundaries():
     # many: n > 100, few: n < 20, medium: 20 <= n <= 100
     groups = shot_groups([101, 100, 20, 19, 500], many=100, few=20)
     assert groups == {"many": [0, 4], "medium": [1, 2], "few": [3]}
-    with pytest.raises(ValueError, match="must not exceed"):
-        shot_groups([1], many=5, few=10)
+    # one rule, the library's: few may reach many + 1 (then medium is empty), not beyond
+    assert shot_groups([3, 6, 7], many=5, few=6) == {"many": [1, 2], "medium": [], "few": [0]}
+    with pytest.raises(ValueError, match=r"few \(10\) must be at most many \+ 1"):
+        shot_groups([1, 2], many=5, few=10)
 
 
 def test_metrics_against_hand_computation():

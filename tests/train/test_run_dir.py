@@ -5,7 +5,7 @@ import json
 import pytest
 
 from tenfold.train.recipe import load_recipe
-from tenfold.train.run import RunDirError, prepare_run_dir
+from tenfold.train.rundir import RunDirError, prepare_run_dir
 
 
 def _unfinished(out, recipe, epoch):

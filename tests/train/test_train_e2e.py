@@ -47,11 +47,12 @@ def test_train_writes_complete_run_directory(tmp_path):
     assert f"{100 * test['accuracy']:.1f}%" in report and "plots/history.png" in report
     # the saved model loads with safe_mode on and reproduces the reported test accuracy
     import tenfold  # noqa: F401
-    from tenfold.train.builders import build_data
+    from tenfold.train.data import build_data
     from tenfold.train.recipe import load_recipe
 
     model = keras.saving.load_model(out / "model.keras", safe_mode=True)
-    splits = build_data(load_recipe(str(out / "recipe.yaml"))).splits
+    saved = load_recipe(str(out / "recipe.yaml"))
+    splits = build_data(saved.data, seed=saved.seed).splits
     acc = np.mean(np.argmax(model.predict(splits.x_test, verbose=0), -1) == splits.y_test)
     assert acc == test["accuracy"]
     assert "model" in proc.stdout and "balanced" in proc.stdout  # the summary table

@@ -1,0 +1,110 @@
+"""``build(recipe, out, log) -> Run``: everything a run trains with, built once.
+
+The one way to assemble a run: ``tenfold train``, ``tenfold lr-find`` and the
+trainer-overhead benchmark all call it, so they train under the same precision policy,
+the same echoed input pipeline and the same optimizer. The stages run in the order the
+techniques need them: seed → data → precision policy (before the model exists) → model →
+training dataset → LR range test (``schedule.bounds: from_lr_find``) → loss, schedule,
+optimizer → compile → callbacks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+
+from tenfold import precision
+from tenfold.data import Echo
+from tenfold.precision import PrecisionReport
+from tenfold.train import callbacks, data, model, optimization
+from tenfold.train.recipe import Recipe
+
+
+@dataclass(frozen=True)
+class Run:
+    """What :func:`build` made for one run (the model is compiled, ready to ``fit``).
+
+    Attributes:
+        recipe: the validated recipe.
+        out: the run directory.
+        data: the splits and training class counts.
+        model: the compiled model.
+        train_data: the training ``tf.data.Dataset`` (re-sampled, augmented, echoed, batched).
+        validation_data: the validation ``tf.data.Dataset``.
+        steps_per_epoch: optimizer steps per epoch.
+        echo: the ``data.echo`` transformation of ``train_data`` (its counter reports the
+            fresh examples read), or None.
+        callbacks: the techniques' callbacks (``fit`` adds the run directory's).
+        precision: what ``tenfold.precision.configure`` chose, with the float32 layers.
+        fit_kwargs: extra ``model.fit`` arguments (``steps_per_epoch`` for progressive
+            re-sampling).
+        notes: lines for the report.
+    """
+
+    recipe: Recipe
+    out: Path
+    data: data.RunData
+    model: keras.Model
+    train_data: Any
+    validation_data: Any
+    steps_per_epoch: int
+    echo: Echo | None
+    callbacks: tuple[keras.callbacks.Callback, ...]
+    precision: PrecisionReport
+    fit_kwargs: dict[str, Any]
+    notes: tuple[str, ...]
+
+
+def precision_note(chosen: PrecisionReport) -> str:
+    """One report line: the policy in force, why, XLA and the float32 layers."""
+    layers = f"; float32 layers: {', '.join(chosen.float32_layers)}" if chosen.float32_layers else ""
+    return (f"precision: {chosen.policy} (requested {chosen.requested}; {chosen.reason}); XLA "
+            f"{'on' if chosen.xla else 'off'} ({chosen.xla_reason}){layers}")
+
+
+def build(recipe: Recipe, out: Path, log: Callable[[str], None] = print) -> Run:
+    """Data, model, optimizer, loss and callbacks of ``recipe``, compiled and ready to fit.
+
+    ``out``: the run directory (the LR range test of ``schedule.bounds: from_lr_find``
+    caches its result in ``out/plots``). Sets the global seed and dtype policy.
+    """
+    keras.utils.set_random_seed(recipe.seed)
+    d, epochs = recipe.data, recipe.train.epochs
+    run_data = data.build_data(d, seed=recipe.seed)
+    # the dtype policy must be in force before the model is built
+    chosen = precision.configure(recipe.precision.policy, jit_compile=recipe.precision.jit_compile)
+    net = model.build_model(recipe.model, run_data.splits.input_shape, run_data.num_classes)
+    chosen = chosen.inspect(net)
+    steps = data.steps_per_epoch(d, len(run_data.splits.y_train))
+
+    def train_dataset(echo: Echo | None) -> Any:
+        return data.train_dataset(d, run_data, echo, seed=recipe.seed, epochs=epochs)
+
+    found, range_notes = optimization.found_bounds(  # its own pipeline and echo counter
+        recipe, net, lambda: train_dataset(data.build_echo(d, seed=recipe.seed)),
+        run_data.class_counts, Path(out) / "plots", log)
+    echo = data.build_echo(d, seed=recipe.seed)
+    train_data = train_dataset(echo)
+    schedule = optimization.build_schedule(
+        recipe.schedule, recipe.optimizer.learning_rate, epochs=epochs, steps=steps, found=found)
+    optimizer = optimization.build_optimizer(recipe.optimizer, recipe.agc, schedule)
+    net.compile(
+        optimizer=optimizer,
+        loss=optimization.build_loss(recipe.loss, recipe.callbacks.drw, run_data.class_counts),
+        metrics=["accuracy"],
+        jit_compile=chosen.jit_compile,  # precision.jit_compile, as resolved
+    )
+    technique = callbacks.technique_callbacks(
+        recipe.schedule, recipe.callbacks.drw, optimizer, run_data.class_counts)
+    notes = (precision_note(chosen), *range_notes,
+             *optimization.loss_notes(recipe.loss, recipe.callbacks.drw))
+    return Run(
+        recipe=recipe, out=Path(out), data=run_data, model=net, train_data=train_data,
+        validation_data=data.eval_dataset(d, run_data.splits.x_val, run_data.splits.y_val),
+        steps_per_epoch=steps, echo=echo, callbacks=tuple(technique), precision=chosen,
+        fit_kwargs=data.fit_kwargs(d, steps), notes=notes,
+    )
