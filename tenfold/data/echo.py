@@ -16,6 +16,7 @@ import math
 import random
 from typing import Any
 
+from tenfold import _validate as v
 from tenfold._api import export
 from tenfold._tf import tensorflow
 
@@ -81,10 +82,7 @@ class FreshExampleCounter:
                 (each element is a batch: its leading dimension is counted).
         """
         tf = tensorflow("tenfold.data.FreshExampleCounter")
-        if examples_per_element not in ("one", "batch"):
-            raise ValueError(
-                f"examples_per_element must be 'one' or 'batch', received {examples_per_element!r}."
-            )
+        v.choice("examples_per_element", examples_per_element, ("one", "batch"))
         variable = self.variable
 
         def counted(*element: Any) -> Any:
@@ -110,18 +108,6 @@ class FreshExampleCounter:
         return _LogFresh()
 
 
-def _check_factor(factor: Any) -> float:
-    if isinstance(factor, bool) or not isinstance(factor, (int, float)):
-        raise ValueError(
-            f"factor must be a number >= 1 (how many times each element is repeated), "
-            f"received {factor!r} of type {type(factor).__name__}."
-        )
-    value = float(factor)
-    if math.isnan(value) or math.isinf(value) or value < 1.0:
-        raise ValueError(f"factor must be a finite number >= 1, received {factor!r}.")
-    return value
-
-
 @export("tenfold.data.Echo")
 class Echo:
     """The transformation returned by :func:`echo` (see there)."""
@@ -134,20 +120,11 @@ class Echo:
         shuffle_buffer: int | None = None,
         seed: int | None = None,
     ) -> None:
-        self.factor = _check_factor(factor)
-        if level not in LEVELS:
-            raise ValueError(f"level must be one of {LEVELS}, received {level!r}.")
-        if shuffle_buffer is not None and (
-            isinstance(shuffle_buffer, bool) or not isinstance(shuffle_buffer, int) or shuffle_buffer < 1
-        ):
-            raise ValueError(
-                f"shuffle_buffer must be None or a positive int, received {shuffle_buffer!r}."
-            )
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
-            raise ValueError(f"seed must be None or an int, received {seed!r}.")
-        self.level = level
-        self.shuffle_buffer = shuffle_buffer
-        self.seed = seed
+        # how many times each element is repeated
+        self.factor = v.number("factor", factor, low=1)
+        self.level = v.choice("level", level, LEVELS)
+        self.shuffle_buffer = v.integer("shuffle_buffer", shuffle_buffer, low=1, allow_none=True)
+        self.seed = v.integer("seed", seed, allow_none=True)
         # the draws of a fractional factor need a seed; without one, pick one now
         self._draw_seed = seed if seed is not None else random.SystemRandom().randrange(2**31)
         self.counter = FreshExampleCounter()

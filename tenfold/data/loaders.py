@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 
+from tenfold import _validate as v
+
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 
 
@@ -45,11 +47,6 @@ class Splits:
         return [int(c) for c in np.bincount(self.y_train, minlength=self.num_classes)]
 
 
-def _check_fraction(name: str, value: float) -> None:
-    if not isinstance(value, (int, float)) or not 0.0 < float(value) < 1.0:
-        raise ValueError(f"{name} must be a number strictly between 0 and 1, received {value!r}.")
-
-
 def split(
     x: np.ndarray,
     y: np.ndarray,
@@ -70,8 +67,9 @@ def split(
     """
     from sklearn.model_selection import train_test_split
 
-    _check_fraction("validation_fraction", validation_fraction)
-    _check_fraction("test_fraction", test_fraction)
+    validation_fraction = v.fraction("validation_fraction", validation_fraction, open_low=True, open_high=True)
+    test_fraction = v.fraction("test_fraction", test_fraction, open_low=True, open_high=True)
+    seed = v.integer("seed", seed)
     if validation_fraction + test_fraction >= 1.0:
         raise ValueError(
             "validation_fraction + test_fraction must be below 1, received "
@@ -101,12 +99,16 @@ def _as_images(x: np.ndarray) -> np.ndarray:
     return x
 
 
+def _image_size(image_size: Any) -> tuple[int, int]:
+    """``image_size`` (an int or a (height, width) pair, each >= 1) as a pair."""
+    size = v.int_or_ints("image_size", image_size, low=1, length=2)
+    return (size, size) if isinstance(size, int) else size
+
+
 def _resize(x: np.ndarray, image_size: int | tuple[int, int] | None) -> np.ndarray:
     if image_size is None or x.ndim != 4:
         return x
-    size = (image_size, image_size) if isinstance(image_size, int) else tuple(image_size)
-    if any(int(s) <= 0 for s in size):
-        raise ValueError(f"image_size must be positive, received {image_size!r}.")
+    size = _image_size(image_size)
     import keras
 
     out = keras.ops.image.resize(x, size, interpolation="bilinear")
@@ -150,7 +152,7 @@ def load_image_folder(
     classes = sorted(p.name for p in root.iterdir() if p.is_dir())
     if not classes:
         raise ValueError(f"{root}: an image folder needs one sub-folder per class; found none.")
-    size = (image_size, image_size) if isinstance(image_size, int) else image_size
+    size = None if image_size is None else _image_size(image_size)
     images, labels = [], []
     for label, name in enumerate(classes):
         files = sorted(f for f in (root / name).iterdir() if f.suffix.lower() in IMAGE_SUFFIXES)
@@ -232,7 +234,14 @@ def load(
     >>> splits.input_shape, splits.num_classes
     ((8, 8, 1), 10)
     """
-    source = os.fspath(name_or_path)
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise TypeError(
+            f"name_or_path must be 'digits', a .npz path, an image folder or a TFDS name, "
+            f"received {name_or_path!r} of type {type(name_or_path).__name__}."
+        )
+    source = v.string("name_or_path", os.fspath(name_or_path))
+    if image_size is not None:
+        _image_size(image_size)
     if source == "digits":
         x, y, names = load_digits_arrays()
         x = _resize(x, image_size)

@@ -8,9 +8,9 @@ References:
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
+
+from tenfold import _validate as v
 
 
 def long_tail_counts(n_max: int, num_classes: int, imbalance_factor: float) -> list[int]:
@@ -20,11 +20,9 @@ def long_tail_counts(n_max: int, num_classes: int, imbalance_factor: float) -> l
     >>> long_tail_counts(100, 3, 100)
     [100, 10, 1]
     """
-    if not isinstance(imbalance_factor, (int, float)) or not math.isfinite(imbalance_factor) \
-            or imbalance_factor < 1:
-        raise ValueError(f"imbalance_factor must be a number >= 1, received {imbalance_factor!r}.")
-    if int(n_max) < 1:
-        raise ValueError(f"n_max must be a positive int, received {n_max!r}.")
+    imbalance_factor = v.number("imbalance_factor", imbalance_factor, low=1)
+    n_max = v.integer("n_max", n_max, low=1)
+    num_classes = v.integer("num_classes", num_classes, low=1)
     if num_classes < 2:
         return [int(n_max)] * num_classes
     # the small epsilon keeps exact powers (e.g. 100·100^-1 = 1) from flooring to 0
@@ -66,9 +64,14 @@ def long_tailed(
     >>> counts
     [100, 31, 10]
     """
+    imbalance_factor = v.number("imbalance_factor", imbalance_factor, low=1)
+    n_max = v.integer("n_max", n_max, low=1, allow_none=True)
+    seed = v.integer("seed", seed)
     y = np.asarray(y)
     if y.ndim != 1 or len(y) != len(x):
-        raise ValueError("y must be 1-D and as long as x.")
+        raise ValueError(f"y must be 1-D and as long as x, received y of shape {y.shape} for {len(x)} examples.")
+    if not np.issubdtype(y.dtype, np.integer) or (y.size and y.min() < 0):
+        raise ValueError(f"y must hold integer labels >= 0, received dtype {y.dtype}.")
     num_classes = int(y.max()) + 1
     available = np.bincount(y, minlength=num_classes)
     if n_max is None:

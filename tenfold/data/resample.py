@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from tenfold import _validate as v
 from tenfold._api import export
 from tenfold._tf import tensorflow
 from tenfold.ops.long_tail import (
@@ -37,10 +38,7 @@ def target_distribution(
     >>> target_distribution([9, 1], "square_root").round(2).tolist()
     [0.75, 0.25]
     """
-    if strategy not in STRATEGIES:
-        raise ValueError(
-            f"strategy must be one of {', '.join(map(repr, STRATEGIES))}, received {strategy!r}."
-        )
+    v.choice("strategy", strategy, STRATEGIES)
     if strategy == "progressive":
         return progressive_weights(class_counts, epoch, epochs)
     return sampling_weights(class_counts, SAMPLING_EXPONENTS[strategy])
@@ -166,26 +164,20 @@ def resample(
     """
     tf = tensorflow("tenfold.data.resample")
     counts = validate_class_counts(class_counts)
-    if strategy not in STRATEGIES:
-        raise ValueError(
-            f"strategy must be one of {', '.join(map(repr, STRATEGIES))}, received {strategy!r}."
-        )
-    if not isinstance(dataset, tf.data.Dataset):
-        raise TypeError(f"dataset must be a tf.data.Dataset, received {type(dataset).__name__}.")
+    v.choice("strategy", strategy, STRATEGIES)
+    v.instance("dataset", dataset, tf.data.Dataset, "an unbatched tf.data.Dataset of (x, y) pairs")
     if strategy == "progressive":
-        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-            raise ValueError(
-                f"epochs must be a positive int for strategy='progressive', received {epochs!r}."
-            )
+        if epochs is None:
+            raise ValueError("epochs (an integer >= 1) is required by strategy='progressive', received None.")
+        epochs = v.integer("epochs", epochs, low=1)
     elif epochs is not None:
         raise ValueError(f"epochs is only used by strategy='progressive', received epochs={epochs!r} "
                          f"with strategy={strategy!r}.")
-    if num_samples is None:
-        num_samples = sum(counts)
-    if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples < 1:
-        raise ValueError(f"num_samples must be a positive int, received {num_samples!r}.")
-    if shuffle_buffer is not None and (not isinstance(shuffle_buffer, int) or shuffle_buffer < 1):
-        raise ValueError(f"shuffle_buffer must be None or a positive int, received {shuffle_buffer!r}.")
+    num_samples = v.integer("num_samples", sum(counts) if num_samples is None else num_samples, low=1)
+    shuffle_buffer = v.integer("shuffle_buffer", shuffle_buffer, low=1, allow_none=True)
+    seed = v.integer("seed", seed, allow_none=True)
+    cache = v.boolean("cache", cache)
+    label_index = v.integer("label_index", label_index, low=0)
     spec = dataset.element_spec
     if not isinstance(spec, tuple) or len(spec) <= label_index:
         raise TypeError(

@@ -87,7 +87,7 @@ def test_missing_paths():
 
 
 def test_bad_fractions():
-    with pytest.raises(ValueError, match="test_fraction must be a number strictly between 0 and 1"):
+    with pytest.raises(ValueError, match="test_fraction must be a number > 0 and < 1, received 1.5"):
         data.load("digits", test_fraction=1.5)
     with pytest.raises(ValueError, match="must be below 1"):
         data.load("digits", test_fraction=0.5, validation_fraction=0.5)

@@ -96,7 +96,7 @@ def test_bad_input():
     ds = _dataset()
     with pytest.raises(ValueError, match=r"strategy must be one of 'class_balanced', .*received 'balanced'"):
         resample(ds, COUNTS, strategy="balanced")
-    with pytest.raises(ValueError, match=r"epochs must be a positive int for strategy='progressive', received None"):
+    with pytest.raises(ValueError, match=r"epochs \(an integer >= 1\) is required by strategy='progressive', received None"):
         resample(ds, COUNTS, strategy="progressive")
     with pytest.raises(ValueError, match=r"epochs is only used by strategy='progressive'"):
         resample(ds, COUNTS, epochs=3)
@@ -110,9 +110,9 @@ def test_bad_input():
         resample(ds, COUNTS + [3], cache=False)
     with pytest.raises(ValueError, match=r"labels up to 4 but class_counts lists only 4"):
         resample(ds, COUNTS[:4])
-    with pytest.raises(ValueError, match=r"num_samples must be a positive int, received 0"):
+    with pytest.raises(ValueError, match=r"num_samples must be an integer >= 1, received 0"):
         resample(ds, COUNTS, num_samples=0)
-    with pytest.raises(TypeError, match=r"dataset must be a tf.data.Dataset, received list"):
+    with pytest.raises(TypeError, match=r"dataset must be an unbatched tf.data.Dataset of \(x, y\) pairs, received \[1, 2\] of type list"):
         resample([1, 2], COUNTS)
     with pytest.raises(TypeError, match=r"element spec"):
         resample(tf.data.Dataset.range(5), COUNTS)
