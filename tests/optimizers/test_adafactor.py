@@ -94,6 +94,7 @@ CASES = [
 ]
 
 
+@pytest.mark.all_backends
 @pytest.mark.parametrize("shape,min_dim,axes", CASES, ids=[str(c[0]) + f"-{c[1]}" for c in CASES])
 def test_matches_paper_reference(shape, min_dim, axes):
     assert factored_dims(shape, min_dim_size_to_factor=min_dim) == axes
@@ -103,6 +104,7 @@ def test_matches_paper_reference(shape, min_dim, axes):
     np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6)
 
 
+@pytest.mark.all_backends
 @pytest.mark.parametrize(
     "kwargs,ref",
     [
@@ -122,6 +124,7 @@ def test_options_match_reference(kwargs, ref):
     np.testing.assert_allclose(got, want, rtol=2e-5, atol=2e-6)
 
 
+@pytest.mark.all_backends
 def test_factored_false_keeps_full_moment():
     x0, grads = random_problem((10, 6), seed=4)
     got = run(Adafactor(factored=False, min_dim_size_to_factor=1), x0, grads)
@@ -228,6 +231,7 @@ def test_get_config_has_every_argument_and_default_learning_rate_is_none():
     assert tenfold.registry.get("optimizers", "Adafactor") is Adafactor
 
 
+@pytest.mark.all_backends
 @pytest.mark.parametrize(
     "kwargs,exc,message",
     [
@@ -288,6 +292,7 @@ def test_accepted_edge_values():
     assert not any(v.name.endswith("_m") for v in opt.variables)  # beta_1 = 0: no slot
 
 
+@pytest.mark.all_backends
 def test_zero_gradient_rows_and_columns_stay_finite():
     # dead input pixels (zero rows) and dead ReLU units (zero columns): V̂ = R C / mean(R)
     # would underflow to 0 in float32 there and give 0/0 = NaN
@@ -314,6 +319,7 @@ GROUPED = [
 ]
 
 
+@pytest.mark.all_backends
 @pytest.mark.parametrize("shape,min_dim,cut", GROUPED, ids=[str(c[0]) for c in GROUPED])
 def test_by_layer_factors_the_grouped_matrix(shape, min_dim, cut):
     assert factored_split(shape, min_dim_size_to_factor=min_dim) == cut
@@ -406,6 +412,7 @@ def test_state_on_resnet50_with_bfloat16_momentum():
 
 # ---- bfloat16 momentum --------------------------------------------------------------------
 
+@pytest.mark.all_backends
 @pytest.mark.parametrize("shape,min_dim", [((12, 10), 4), ((7,), 4), ((3, 3, 4, 8), 8)], ids=str)
 def test_bfloat16_momentum_matches_rounded_reference(shape, min_dim):
     x0, grads = random_problem(shape, steps=6, seed=20 + len(shape))
@@ -431,6 +438,7 @@ def test_bfloat16_momentum_matches_rounded_reference(shape, min_dim):
     assert np.max(np.abs(full - got)) > 20 * np.max(np.abs(want - got))
 
 
+@pytest.mark.all_backends
 def test_bfloat16_momentum_state_bytes():
     model = keras.Sequential([keras.Input((256,)), keras.layers.Dense(512)])
     params = model.count_params()
@@ -455,3 +463,4 @@ def test_bfloat16_momentum_trains_in_fit_with_jit():
                   keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=True)
     history = model.fit(x, y, batch_size=16, epochs=4, verbose=0)
     assert history.history["loss"][-1] < 0.8 * history.history["loss"][0]
+
