@@ -39,11 +39,14 @@ def relative_difference(a, b, x):
     return check(a, b, x)["max_relative_difference"]
 
 
-def is_plain_keras(model):
-    """Every layer, nested ones included, is a class that keras.layers (or keras.Model) exports."""
+def is_plain_keras(model, *, strict=True):
+    """Every layer, nested ones included, is a class that keras.layers (or keras.Model) exports.
+
+    ``strict=False``: a class of the keras package (ConvNeXt's own ``LayerScale``).
+    """
     for layer in model._flatten_layers(include_self=False, recursive=True):
         cls = type(layer)
-        if isinstance(layer, keras.Model):
+        if isinstance(layer, keras.Model) or not strict:
             if cls.__module__.split(".")[0] != "keras":
                 return False
         elif getattr(keras.layers, cls.__name__, None) is not cls:
@@ -399,7 +402,7 @@ def test_keras_applications_fold_every_batch_norm(name, norms):
     facts = check(model, fused, xs)
     assert (facts["bn_total"], facts["bn_folded"], facts["bn_remaining"]) == (norms, norms, 0)
     assert facts["max_relative_difference"] <= 1e-5 and facts["predictions_changed"] == 0
-    assert not foldable_left(fused) and is_plain_keras(fused)
+    assert not foldable_left(fused) and is_plain_keras(fused, strict=name != "ConvNeXtTiny")
     if name == "ConvNeXtTiny":  # LayerNormalization is not folded, and stays
         assert sum(isinstance(layer, keras.layers.LayerNormalization) for layer in fused.layers) > 0
 
