@@ -110,3 +110,52 @@ def test_factored_helpers():
     rs, cs = g2.sum(axis=2), g2.sum(axis=0)  # the paper's sums, per slice of axis 1
     want = np.stack([np.outer(rs[:, j], cs[j]) / rs[:, j].sum() for j in range(5)], axis=1)
     np.testing.assert_allclose(got, want, rtol=1e-5)
+
+
+def test_clip_factor_times_gradient_is_the_clip_and_is_linear_in_parts():
+    from tenfold.ops.clipping import clip_factor
+
+    rng = np.random.default_rng(5)
+    w = rng.normal(size=(3, 3, 4, 2)).astype("float32")
+    parts = [(rng.normal(size=w.shape) * 2).astype("float32") for _ in range(2)]
+    total = parts[0] + parts[1]
+    factor = np.asarray(clip_factor(total, w, clipping=0.05, axis=[0, 1]))
+    assert factor.shape == (1, 1, 4, 2) and np.all(factor <= 1.0) and np.any(factor < 1.0)
+    want = np_agc(total, w, 0.05, 1e-3, (0, 1))
+    # the clip of the sum is the sum of the parts times the factor of the sum (what AGC
+    # relies on under a multi-replica strategy)
+    np.testing.assert_allclose(factor * parts[0] + factor * parts[1], want, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(np.asarray(adaptive_clip(total, w, clipping=0.05, axis=[0, 1])), want,
+                               rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    "equation,axes",
+    [("ab,bc->ac", (0,)), ("abc,cde->abde", (0,)), ("abcd,cde->abe", (0, 1)),
+     ("abc,cd->abd", (0,)), ("...b,bc->...c", (0,)), ("ab,bcd->acd", (0,)), ("abc,bcd->ad", (0, 1)),
+     ("abc,ced->abde", (0,))],
+)
+def test_einsum_kernel_axes(equation, axes):
+    from tenfold.ops.clipping import einsum_kernel_axes
+
+    assert einsum_kernel_axes(equation) == axes
+
+
+def test_unit_axes_rule_and_errors():
+    from tenfold.ops.clipping import einsum_kernel_axes, unit_axes
+
+    assert unit_axes(0, None) == () and unit_axes(2, None) == (0,) and unit_axes(5, None) == (0, 1, 2, 3)
+    assert unit_axes(4, [-1, 1, 1]) == (1, 3)
+    for bad in ([2], [0, 1.0], "0", [True]):
+        with pytest.raises(ValueError, match="axis"):
+            unit_axes(2, bad)
+    with pytest.raises(ValueError, match="equation must be an einsum string"):
+        einsum_kernel_axes("ab->b")
+
+
+@pytest.mark.parametrize("kwargs", [dict(clipping=float("nan")), dict(clipping=float("inf")),
+                                    dict(epsilon=float("nan")), dict(clipping=True)])
+def test_non_finite_arguments(kwargs):
+    x = np.ones((3, 2), "float32")
+    with pytest.raises(ValueError, match="must be a finite number"):
+        adaptive_clip(x, x, **kwargs)
