@@ -20,11 +20,15 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/tenfold train --out runs/default --force
 
+# the whole suite under TensorFlow, then the backend-neutral tests under JAX and PyTorch
 test: $(STAMP)
 	$(PY) -m pytest -n 2 --dist load -q
+	KERAS_BACKEND=jax JAX_PLATFORMS=cpu $(PY) -m pytest -n 2 --dist load -q -m "all_backends and not slow"
+	KERAS_BACKEND=torch $(PY) -m pytest -n 2 --dist load -q -m "all_backends and not slow"
 
 test-slow: $(STAMP)
 	$(PY) -m pytest -n 2 --dist load -q -m slow
+	KERAS_BACKEND=torch $(PY) -m pytest -n 2 --dist load -q -m "all_backends and slow"
 
 test-all: $(STAMP)
 	$(PY) -m pytest -n 2 --dist load -q -m "slow or not slow"

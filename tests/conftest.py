@@ -1,3 +1,11 @@
+"""Test session setup, and which tests run under which Keras backend.
+
+`make test` runs the whole suite under TensorFlow, then the tests marked `all_backends` under
+`KERAS_BACKEND=jax` and `KERAS_BACKEND=torch` (contract checks and the numerical tests of the
+backend-neutral components). Under JAX or PyTorch, a test without that marker is deselected:
+it uses TensorFlow's own parts (`tf.data`, `tf.distribute`, SavedModel, the trainer).
+"""
+
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -5,6 +13,34 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import pytest  # noqa: E402
+
+BACKEND = keras.backend.backend()
+
+# torch.compile takes minutes per component on a CPU (236 s for ACBlock alone, measured):
+# under PyTorch the jit_compile contract check runs only with the slow tests.
+TORCH_SLOW_CHECKS = ("jit_compile",)
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "all_backends: also runs under KERAS_BACKEND=jax and torch in `make test`"
+    )
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects, so added `slow` markers count
+def pytest_collection_modifyitems(config, items):
+    if BACKEND == "tensorflow":
+        return
+    kept, dropped = [], []
+    for item in items:
+        (kept if item.get_closest_marker("all_backends") else dropped).append(item)
+        callspec = getattr(item, "callspec", None)
+        check = callspec.params.get("check") if callspec else None
+        if BACKEND == "torch" and check in TORCH_SLOW_CHECKS:
+            item.add_marker(pytest.mark.slow)
+    if dropped:
+        config.hook.pytest_deselected(items=dropped)
+        items[:] = kept
 
 
 @pytest.fixture(autouse=True)
