@@ -317,3 +317,25 @@ def test_clip_runs_where_keras_clips_so_any_update_method_sees_it():
     for var, key in zip(vs, values):
         want = values[key] - 0.5 * np_agc(grads[key], values[key], 0.05)
         np.testing.assert_allclose(np.asarray(var), want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "name,kwargs,head,depthwise",
+    [("MobileNetV2", dict(alpha=0.35), "predictions", "expanded_conv_depthwise/kernel"),
+     ("EfficientNetB0", {}, "predictions", "block1a_dwconv/kernel"),
+     # ConvNeXt's depthwise conv is a grouped Conv2D (7, 7, 1, C): all axes but the last
+     ("ConvNeXtTiny", {}, "convnext_tiny_head_dense", None)],
+)
+def test_keras_applications_classifier_and_depthwise_units(name, kwargs, head, depthwise):
+    model = getattr(keras.applications, name)(weights=None, input_shape=(32, 32, 3), classes=10, **kwargs)
+    opt = AGC(keras.optimizers.SGD(0.1)).for_model(model)
+    opt.build(model.trainable_variables)
+    assert opt.excluded_variables() == [f"{head}/kernel", f"{head}/bias"]
+    axes = opt.variable_axes()
+    if depthwise:
+        assert axes[depthwise] == [0, 1]
+    assert all(a == [0] for p, a in axes.items() if p.endswith(("/gamma", "/beta", "/bias")))
+    # without the model, "auto" finds the same head (the last, dense, layer)
+    fallback = AGC(keras.optimizers.SGD(0.1))
+    fallback.build(model.trainable_variables)
+    assert fallback.excluded_variables() == opt.excluded_variables()
