@@ -21,9 +21,11 @@ def _itemsize(dtype: Any) -> int:
 def state_bytes(optimizer: keras.optimizers.Optimizer) -> int:
     """Bytes of every variable ``optimizer`` owns after ``build``.
 
-    Counted from each variable's shape and dtype: slots, factored statistics, the step
-    counter and the learning-rate variable, and those of a wrapped inner optimizer
-    (``LossScaleOptimizer``, ``tenfold.optimizers.AGC``). Each variable is counted once.
+    Counted from each variable's shape and dtype (bfloat16 and float16 slots, such as
+    ``momentum_dtype="bfloat16"`` momentum, at 2 bytes an entry): slots, factored
+    statistics, the step counter and the learning-rate variable, and those of a wrapped
+    inner optimizer (``LossScaleOptimizer``, ``tenfold.optimizers.AGC``). Each variable is
+    counted once.
 
     Raises:
         ValueError: when the optimizer has not been built yet.

@@ -40,6 +40,20 @@ def test_dtype_sizes():
     assert state_bytes(opt) == 2 * 2 * 30 + 8 + 4
 
 
+def test_bfloat16_momentum_slots_count_two_bytes():
+    from tenfold.optimizers import SM3, Adafactor
+
+    m = model()  # kernels (20, 30), (30, 5): too small to factor, full second moments
+    params = m.count_params()
+    sm3 = SM3(0.1, momentum_dtype="bfloat16")
+    sm3.build(m.trainable_variables)
+    covers = (20 + 30) + 30 + (30 + 5) + 5
+    assert state_bytes(sm3) == 4 * covers + 2 * params + 8 + 4
+    ada = Adafactor(beta_1=0.9, momentum_dtype="bfloat16")
+    ada.build(m.trainable_variables)
+    assert state_bytes(ada) == 4 * params + 2 * params + 8 + 4
+
+
 def test_errors():
     with pytest.raises(ValueError, match="not built"):
         state_bytes(keras.optimizers.Adam())
