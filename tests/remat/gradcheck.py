@@ -65,11 +65,17 @@ def compare(plain, remat, x, *, rtol=1e-5):
     g_remat, s_remat = step(remat, x)
     assert set(g_plain) == set(g_remat), "the two models train different variables"
     assert set(s_plain) == set(s_remat), "the two models hold different variables"
+    # a gradient that is zero in exact arithmetic (a bias before BatchNormalization) is
+    # float noise: it is compared against the whole gradient's norm instead of its own
+    total = float(np.sqrt(sum(np.sum(g.astype("float64") ** 2) for g in g_plain.values())))
     for v in plain.trainable_variables:
-        a, b = g_plain[id(v)], g_remat[id(v)]
-        scale = float(np.linalg.norm(a.astype("float64")))
-        err = float(np.linalg.norm(a.astype("float64") - b.astype("float64")))
-        assert err <= rtol * max(scale, 1e-12), f"{v.path}: relative difference {err / max(scale, 1e-30):.2e}"
+        a, b = g_plain[id(v)].astype("float64"), g_remat[id(v)].astype("float64")
+        scale = float(np.linalg.norm(a))
+        err = float(np.linalg.norm(a - b))
+        assert err <= rtol * scale + 0.1 * rtol * total, (
+            f"{v.path}: difference {err:.3e}, relative {err / max(scale, 1e-30):.2e}, "
+            f"gradient norm {scale:.3e} of {total:.3e} in all"
+        )
     for v in plain.variables:
         a, b = s_plain[id(v)], s_remat[id(v)]
         if not np.issubdtype(a.dtype, np.floating):
