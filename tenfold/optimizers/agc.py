@@ -347,7 +347,13 @@ class AGC(keras.optimizers.Optimizer):
         classifier paths, ``unit_axes`` the layer-type units that differ from the rank
         rule), so the saved optimizer needs no model to clip the same after loading.
         """
-        found = {path: axes for path, axes in self.model_unit_axes(model).items()}
+        v.instance("model", model, keras.layers.Layer, "a keras.Model")
+        if not model.trainable_weights:
+            raise ValueError(
+                f"model {model.name!r} has no trainable weights yet: build it first (give it "
+                "a keras.Input or call it on a batch) so AGC can see its layers."
+            )
+        found = self.model_unit_axes(model)
         weights = {w.path: w for w in model.trainable_weights}
         differing = {path: axes for path, axes in found.items()
                      if tuple(axes) != fallback_axes(_name(weights[path]), len(weights[path].shape))}

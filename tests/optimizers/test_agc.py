@@ -339,3 +339,11 @@ def test_keras_applications_classifier_and_depthwise_units(name, kwargs, head, d
     fallback = AGC(keras.optimizers.SGD(0.1))
     fallback.build(model.trainable_variables)
     assert fallback.excluded_variables() == opt.excluded_variables()
+
+
+def test_for_model_needs_a_built_model():
+    unbuilt = keras.Sequential([keras.layers.Dense(3)])
+    with pytest.raises(ValueError, match="has no trainable weights yet: build it first"):
+        AGC(keras.optimizers.SGD(0.1)).for_model(unbuilt)
+    with pytest.raises(TypeError, match="model must be a keras.Model"):
+        AGC(keras.optimizers.SGD(0.1)).for_model([1])
