@@ -153,6 +153,21 @@ def wraps(name):
             "agc_vs_plain": float(np.max(np.abs(runs["agc"] - runs["plain"])) / scale)}
 
 
+def accumulated():
+    """AGC(SGD(gradient_accumulation_steps=2)) clips the mean of the two gradients."""
+    rng = np.random.default_rng(7)
+    w0 = rng.normal(size=(6, 4)).astype("float32")
+    g1, g2 = ((rng.normal(size=(6, 4)) * 3).astype("float32") for _ in range(2))
+    want = w0 - LR * np_clip((g1.astype(np.float64) + g2) / 2, w0, (0,))
+    v = keras.Variable(w0)
+    opt = AGC(keras.optimizers.SGD(LR, gradient_accumulation_steps=2), clipping=CLIP,
+              epsilon=EPS, exclude=None)
+    step(opt, [g1], [v])
+    step(opt, [g2], [v])
+    got = ops.convert_to_numpy(v)
+    return float(np.max(np.abs(got - want)) / np.max(np.abs(want)))
+
+
 def loss_scaled():
     """LossScaleOptimizer(AGC(SGD)) on scaled float16-style gradients == AGC(SGD) on the unscaled."""
     rng = np.random.default_rng(4)
@@ -217,6 +232,7 @@ def main():
         out["wraps"] = {name: wraps(name) for name in INNERS}
     if "loss_scale" in parts:
         out["loss_scale"] = loss_scaled()
+        out["accumulate"] = accumulated()
     if "fit16" in parts:
         out["fit16"] = mixed_float16_fit()
     print(json.dumps(out))

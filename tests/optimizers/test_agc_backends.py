@@ -7,7 +7,8 @@ The script (``agc_backend_script.py``) compares every result with float64 NumPy:
   alone (on PyTorch, Keras' optimizers update through ``_parallel_update_step``: a clip
   hooked on ``update_step`` gave a difference of exactly 0.0 there);
 - ``loss_scale``: ``LossScaleOptimizer(AGC(SGD))`` on scaled gradients (through the jitted
-  ``stateless_apply`` on JAX, where ``ops.cond`` used to fail) equals the reference;
+  ``stateless_apply`` on JAX, where ``ops.cond`` used to fail) equals the reference, and
+  with ``gradient_accumulation_steps=2`` the mean gradient is clipped;
 - ``layers`` (slow): Dense, Conv2D, DepthwiseConv2D, MultiHeadAttention and Embedding
   variables of one model, AGC around SGD and Adam over two steps, against NumPy with the
   unit axes of each layer type written out in the script;
@@ -48,6 +49,7 @@ def test_agc_clips_around_every_optimizer_and_under_loss_scaling(backend):
         assert r["agc_vs_reference"] < 1e-5, (backend, name, r)
     assert set(result["wraps"]) == {"SGD", "Adam", "AdamW", "Lion", "Adafactor", "SM3"}
     assert result["loss_scale"] < 1e-5
+    assert result["accumulate"] < 1e-5  # the mean of the accumulated gradients is clipped
 
 
 @pytest.mark.slow
