@@ -1,13 +1,12 @@
 """tenfold: ten training techniques for Keras 3, real, composable and measured.
 
-Importing ``tenfold`` registers every public component for ``.keras`` serialization under
-the package name ``"tenfold"``. Only ``keras`` is imported here; TensorFlow-only parts
-import TensorFlow when used.
+Importing ``tenfold`` imports every library sub-package, and so runs every ``@export``:
+each public component is then registered for ``.keras`` serialization under the package
+name ``"tenfold"`` and filed in :mod:`tenfold.registry`. Only ``keras`` is imported here;
+TensorFlow-only parts import TensorFlow when used.
 """
 
-__version__ = "0.1.0"
-
-from tenfold import (  # noqa: E402
+from tenfold import (
     callbacks,
     data,
     layers,
@@ -18,12 +17,14 @@ from tenfold import (  # noqa: E402
     ops,
     optimizers,
     precision,
-    registry,  # noqa: E402  (registry first: everything registers into it)
+    registry,
     remat,
     reparam,
     schedules,
 )
-from tenfold.lr_finder import lr_find  # noqa: E402
+from tenfold.lr_finder import lr_find
+
+__version__ = "0.1.0"
 
 __all__ = [
     "__version__",

@@ -233,3 +233,17 @@ def keras_object(name: str, value: Any, getter: Any, accepted: str) -> Any:
         raise type(err)(
             f"{name} must be {accepted}, received {value!r} of type {type(value).__name__}."
         ) from err
+
+
+def auto_or_boolean(name: str, value: Any) -> str | bool:
+    """``"auto"``, ``True`` or ``False`` (as Keras takes ``jit_compile``)."""
+    if isinstance(value, str):
+        if value != "auto":
+            raise ValueError(f"{name} must be 'auto', True or False, received {value!r}.")
+        return value
+    try:
+        return boolean(name, value)
+    except TypeError:
+        raise TypeError(
+            f"{name} must be 'auto', True or False, received {value!r} of type {type(value).__name__}."
+        ) from None

@@ -44,6 +44,7 @@ def environment() -> dict[str, Any]:
     ['backend', 'cpu', 'cpu_count']
     """
     import keras
+    import numpy as np
 
     import tenfold
 
@@ -54,14 +55,15 @@ def environment() -> dict[str, Any]:
         "tenfold": tenfold.__version__,
         "keras": keras.__version__,
         "backend": keras.backend.backend(),
-        "numpy": __import__("numpy").__version__,
+        "numpy": np.__version__,
         "cpu": cpu_model(),
         "cpu_count": os.cpu_count(),
         "cpu_flags": cpu_flags(),
     }
     if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
+        from tenfold._tf import tensorflow
 
+        tf = tensorflow("the device list of tenfold.env")
         info["tensorflow"] = tf.__version__
         info["devices"] = [d.name for d in tf.config.list_logical_devices()]
     elif keras.backend.backend() == "jax":

@@ -13,6 +13,7 @@ from typing import Any
 
 import keras
 
+from tenfold import _validate as v
 from tenfold.callbacks.lr_finder import LRFinder, LRFinderResult
 
 
@@ -69,12 +70,11 @@ def lr_find(
     >>> 1e-4 <= low < high <= 10.0
     True
     """
-    if not isinstance(model, keras.Model):
-        raise TypeError(f"model must be a keras.Model, received {type(model).__name__}.")
+    v.instance("model", model, keras.Model, "a compiled keras.Model")
     if getattr(model, "optimizer", None) is None or not getattr(model, "compiled", False):
         raise ValueError("lr_find needs a compiled model: call model.compile(optimizer, loss) first.")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be an int >= 1, received {batch_size!r}.")
+    batch_size = v.integer("batch_size", batch_size, low=1)
+    verbose = v.integer("verbose", verbose, low=0, high=2)
     finder = LRFinder(
         min_learning_rate, max_learning_rate, num_steps, mode=mode, smoothing=smoothing,
         divergence_threshold=divergence_threshold,

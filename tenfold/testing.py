@@ -36,6 +36,8 @@ from typing import Any
 import keras
 import numpy as np
 
+from tenfold import _validate as v
+
 
 @dataclass
 class ContractExample:
@@ -247,6 +249,5 @@ CHECKS: dict[str, Callable[[str, ContractExample], None]] = {
 def check_component(kind: str, example: ContractExample, checks: tuple[str, ...] | None = None) -> None:
     """Run every contract check of ``example`` (or the named subset)."""
     for name in checks or example.checks:
-        if name not in CHECKS:
-            raise ValueError(f"Unknown check {name!r}; accepted: {', '.join(CHECKS)}.")
+        v.choice("checks", name, tuple(CHECKS))
         CHECKS[name](kind, example)

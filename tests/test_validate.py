@@ -69,3 +69,21 @@ def test_boolean_and_lists():
         v.axis("axis", "abc")
     with pytest.raises(ValueError, match="low must be < high, received 2.0 and 1.0"):
         v.ordered("low", 2.0, "high", 1.0)
+
+
+def test_keras_object_names_the_argument():
+    import keras
+
+    assert isinstance(v.keras_object("init", "zeros", keras.initializers.get, "an initializer"),
+                      keras.initializers.Zeros)
+    with pytest.raises(ValueError, match=r"^init must be an initializer, received 0 of type int\.$"):
+        v.keras_object("init", 0, keras.initializers.get, "an initializer")
+
+
+def test_auto_or_boolean():
+    assert v.auto_or_boolean("jit", "auto") == "auto"
+    assert v.auto_or_boolean("jit", np.bool_(True)) is True
+    with pytest.raises(ValueError, match=r"^jit must be 'auto', True or False, received 'yes'\.$"):
+        v.auto_or_boolean("jit", "yes")
+    with pytest.raises(TypeError, match=r"^jit must be 'auto', True or False, received 1 of type int\.$"):
+        v.auto_or_boolean("jit", 1)

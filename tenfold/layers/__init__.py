@@ -1,26 +1,28 @@
-"""tenfold.layers — filled in by its technique's issue."""
+"""tenfold.layers: the techniques' Keras layers.
 
-__all__: list[str] = []
+Weight-standardized convolutions and dense layer (``WSConv1D``, ``WSConv2D``, ``WSDense``,
+NFNets), Extended Batch Normalization and batch normalization on TensorFlow's fused kernel
+(``ExtendedBatchNormalization``, ``FusedBatchNormalization``), the re-parameterizable
+ACNet and RepVGG blocks (``ACBlock``, ``RepVGGBlock``, fused by ``tenfold.reparam.deploy``)
+and the cosine classifier ``NormedDense``. Importing the package also registers the
+``conv`` (ws, acnet, repvgg) and ``norm`` (ebn, none, gn) model switches.
+"""
 
-from tenfold.layers.normed_dense import NormedDense  # noqa: E402
+from tenfold.layers import _switches  # noqa: F401  (registers the conv/norm switches)
+from tenfold.layers.acblock import ACBlock
+from tenfold.layers.extended_batch_norm import ExtendedBatchNormalization
+from tenfold.layers.fused_batch_norm import FusedBatchNormalization
+from tenfold.layers.normed_dense import NormedDense
+from tenfold.layers.repvgg_block import RepVGGBlock
+from tenfold.layers.ws_conv import WSConv1D, WSConv2D, WSDense
 
-__all__ += ["NormedDense"]
-
-from tenfold.layers.ws_conv import WSConv1D, WSConv2D, WSDense  # noqa: E402
-
-__all__ += ["WSConv1D", "WSConv2D", "WSDense"]
-
-from tenfold.layers.extended_batch_norm import ExtendedBatchNormalization  # noqa: E402
-
-__all__ += ["ExtendedBatchNormalization"]
-
-from tenfold.layers.fused_batch_norm import FusedBatchNormalization  # noqa: E402
-
-__all__ += ["FusedBatchNormalization"]
-
-from tenfold.layers.acblock import ACBlock  # noqa: E402
-from tenfold.layers.repvgg_block import RepVGGBlock  # noqa: E402
-
-__all__ += ["ACBlock", "RepVGGBlock"]
-
-from tenfold.layers import _switches  # noqa: E402,F401  (registers the conv/norm switches)
+__all__ = [
+    "ACBlock",
+    "ExtendedBatchNormalization",
+    "FusedBatchNormalization",
+    "NormedDense",
+    "RepVGGBlock",
+    "WSConv1D",
+    "WSConv2D",
+    "WSDense",
+]

@@ -11,14 +11,14 @@ References:
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import keras
 
-from tenfold import registry
+from tenfold import _validate as v
 from tenfold._api import export
+from tenfold._tf import tensorflow
 from tenfold.env import cpu_flags
 
 POLICIES = ("auto", "float32", "mixed_float16", "mixed_bfloat16", "grappler")
@@ -109,14 +109,15 @@ def detect_device() -> Device:
     backend = keras.backend.backend()
     try:
         if backend == "tensorflow":
-            tf = importlib.import_module("tensorflow")
+            tf = tensorflow("tenfold.precision.detect_device")
             gpus = tf.config.list_physical_devices("GPU")
             if gpus:
                 details = tf.config.experimental.get_device_details(gpus[0])
                 cc = details.get("compute_capability")
                 return Device("gpu", str(details.get("device_name", gpus[0].name)), tuple(cc) if cc else None)
         elif backend == "jax":
-            jax = importlib.import_module("jax")
+            import jax
+
             device = jax.devices()[0]
             if device.platform == "gpu":
                 cc = getattr(device, "compute_capability", None)
@@ -154,7 +155,7 @@ def choose_policy(device: Device) -> tuple[str, str]:
 def _current_grappler() -> str | None:
     if keras.backend.backend() != "tensorflow":
         return None
-    tf = importlib.import_module("tensorflow")
+    tf = tensorflow("the Grappler mixed-precision rewrite")
     options = tf.config.optimizer.get_experimental_options()
     return next((name for name in GRAPPLER_OPTIONS if options.get(name)), None)
 
@@ -168,7 +169,7 @@ def _set_grappler(option: str | None) -> None:
             f"the Keras backend is {keras.backend.backend()!r}. Use 'mixed_bfloat16' or "
             "'mixed_float16' instead."
         )
-    tf = importlib.import_module("tensorflow")
+    tf = tensorflow("the Grappler mixed-precision rewrite")
     options = tf.config.optimizer.get_experimental_options()
     update = {name: False for name in GRAPPLER_OPTIONS if options.get(name)}
     if option is not None:
@@ -180,7 +181,7 @@ def _set_grappler(option: str | None) -> None:
 def _in_strategy() -> bool:
     if keras.backend.backend() != "tensorflow":
         return False
-    tf = importlib.import_module("tensorflow")
+    tf = tensorflow("tf.distribute")
     return bool(tf.distribute.has_strategy())
 
 
@@ -233,11 +234,8 @@ def configure(policy: str = "auto", *, jit_compile: bool | str = "auto") -> Prec
     >>> report.policy, report.xla
     ('float32', False)
     """
-    if not isinstance(policy, str) or policy not in POLICIES:
-        hint = registry.suggest(policy, list(POLICIES)) if isinstance(policy, str) else ""
-        raise ValueError(f"policy must be one of {POLICIES}, received {policy!r}.{hint}")
-    if not isinstance(jit_compile, bool) and not (isinstance(jit_compile, str) and jit_compile == "auto"):
-        raise ValueError(f"jit_compile must be 'auto', True or False, received {jit_compile!r}.")
+    v.choice("policy", policy, POLICIES)
+    jit_compile = v.auto_or_boolean("jit_compile", jit_compile)
     device = detect_device()
     if policy == "auto":
         chosen, reason = choose_policy(device)

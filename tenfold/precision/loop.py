@@ -18,6 +18,7 @@ from typing import Any
 
 import keras
 
+from tenfold import _validate as v
 from tenfold._api import export
 from tenfold._tf import tensorflow
 
@@ -66,14 +67,11 @@ def train_step(
     (True, 1.0)
     """
     tf = tensorflow("tenfold.precision.train_step")
-    if not isinstance(model, keras.Model):
-        raise TypeError(f"model must be a keras.Model, received {type(model).__name__}.")
-    if not isinstance(optimizer, keras.optimizers.Optimizer):
-        raise TypeError(f"optimizer must be a keras.optimizers.Optimizer, received {type(optimizer).__name__}.")
+    v.instance("model", model, keras.Model, "a keras.Model")
+    v.instance("optimizer", optimizer, keras.optimizers.Optimizer, "a keras.optimizers.Optimizer")
     if not callable(loss_fn):
         raise TypeError(f"loss_fn must be callable (y_true, y_pred) -> loss, received {loss_fn!r}.")
-    if not isinstance(loss_scaling, bool) and loss_scaling != "auto":
-        raise ValueError(f"loss_scaling must be 'auto', True or False, received {loss_scaling!r}.")
+    loss_scaling = v.auto_or_boolean("loss_scaling", loss_scaling)
     scaling = _uses_float16(model) if loss_scaling == "auto" else loss_scaling
     if scaling and not isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)

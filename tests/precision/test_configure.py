@@ -114,17 +114,17 @@ def test_keras_mixed_policy_with_a_foreign_grappler_rewrite_is_refused():
 
 
 @pytest.mark.parametrize(
-    "kwargs,match",
+    "kwargs,error,match",
     [
-        ({"policy": "bf16"}, r"policy must be one of .*received 'bf16'"),
-        ({"policy": "mixed_bfloat"}, r"Did you mean 'mixed_bfloat16'\?"),
-        ({"policy": None}, r"policy must be one of .*received None"),
-        ({"jit_compile": "yes"}, r"jit_compile must be 'auto', True or False, received 'yes'"),
-        ({"jit_compile": 1}, r"jit_compile must be 'auto', True or False, received 1"),
+        ({"policy": "bf16"}, ValueError, r"policy must be one of .*received 'bf16'"),
+        ({"policy": "mixed_bfloat"}, ValueError, r"Did you mean 'mixed_bfloat16'\?"),
+        ({"policy": None}, ValueError, r"policy must be one of .*received None"),
+        ({"jit_compile": "yes"}, ValueError, r"jit_compile must be 'auto', True or False, received 'yes'"),
+        ({"jit_compile": 1}, TypeError, r"jit_compile must be 'auto', True or False, received 1 of type int"),
     ],
 )
-def test_bad_arguments(kwargs, match):
-    with pytest.raises(ValueError, match=match):
+def test_bad_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
         configure(**kwargs)
 
 

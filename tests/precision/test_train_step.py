@@ -85,7 +85,7 @@ def test_scale_grows_after_the_growth_interval():
 @pytest.mark.parametrize(
     "args,error,match",
     [
-        (("model", "loss", "opt"), TypeError, "model must be a keras.Model, received str"),
+        (("model", "loss", "opt"), TypeError, "model must be a keras.Model, received 'model' of type str"),
         ((None, "loss", "opt"), TypeError, "optimizer must be a keras.optimizers.Optimizer"),
         ((None, 3, None), TypeError, "loss_fn must be callable"),
     ],
