@@ -213,3 +213,9 @@ def test_lr_find_input_errors():
         tenfold.lr_find(model, x)
     with pytest.raises(TypeError, match="keras.Model"):
         tenfold.lr_find("model", x, y)
+    with pytest.raises(ValueError, match=r"batch_size must be an integer >= 1, received 0"):
+        tenfold.lr_find(model, x, y, batch_size=0)
+    with pytest.raises(ValueError, match=r"verbose must be an integer >= 0 and <= 2, received 5"):
+        tenfold.lr_find(model, x, y, verbose=5)
+    with pytest.raises(ValueError, match=r"max_learning_rate must be a finite number, received inf"):
+        tenfold.lr_find(model, x, y, max_learning_rate=float("inf"))

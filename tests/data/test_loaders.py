@@ -116,3 +116,18 @@ def test_tfds_offline_fails_at_once(monkeypatch, tmp_path):
     monkeypatch.setattr(loaders, "_network_available", lambda *a, **k: False)
     with pytest.raises(RuntimeError, match="network is unreachable"):
         data.load("cifar10")
+
+
+@pytest.mark.parametrize(
+    "kwargs,error,match",
+    [
+        ({"name_or_path": 3}, TypeError, r"name_or_path must be 'digits', a .npz path, .* received 3 of type int"),
+        ({"image_size": 0}, ValueError, r"image_size must be an integer >= 1, received 0"),
+        ({"image_size": (8, 8, 8)}, ValueError, r"image_size must have 2 entries"),
+        ({"seed": 1.5}, ValueError, r"seed must be an integer, received 1.5"),
+        ({"validation_fraction": float("nan")}, ValueError, r"validation_fraction must be a finite number"),
+    ],
+)
+def test_load_bad_arguments_are_named(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        data.load(**{"name_or_path": "digits", **kwargs})

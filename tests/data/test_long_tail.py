@@ -44,3 +44,19 @@ def test_bad_arguments():
         long_tailed(np.zeros(30), y, 0.5)
     with pytest.raises(ValueError, match="lower n_max"):
         long_tailed(np.zeros(30), y, 2, n_max=20)
+
+
+def test_bad_arguments_are_named():
+    x, y = np.zeros((30, 2)), np.repeat([0, 1, 2], 10)
+    with pytest.raises(ValueError, match=r"imbalance_factor must be a number >= 1, received 0.5"):
+        long_tailed(x, y, 0.5)
+    with pytest.raises(ValueError, match=r"imbalance_factor must be a finite number, received inf"):
+        long_tailed(x, y, float("inf"))
+    with pytest.raises(ValueError, match=r"n_max must be an integer >= 1, received 0"):
+        long_tailed(x, y, 10, n_max=0)
+    with pytest.raises(TypeError, match=r"seed must be an integer, received 'a' of type str"):
+        long_tailed(x, y, 10, seed="a")
+    with pytest.raises(ValueError, match=r"y must hold integer labels >= 0"):
+        long_tailed(x, y.astype("float32"), 10)
+    with pytest.raises(ValueError, match=r"num_classes must be an integer >= 1, received 0"):
+        long_tail_counts(10, 0, 10)

@@ -230,6 +230,55 @@ def test_config_round_trip_keeps_every_argument():
     assert LogitAdjustedLoss.from_config(LogitAdjustedLoss(COUNTS, tau=0.7).get_config()).tau == 0.7
 
 
+# ------------------------------------------------------------------ weighted mean
+
+
+def test_weighted_mean_matches_ldam_drw_convention():
+    # issue 15's batch: counts [100, 10], DRW weights of beta 0.9999, zero logits, scale 1
+    counts, y, z = [100, 10], np.array([0, 0, 0, 1]), np.zeros((4, 2))
+    w = _np_cb_weights(counts, 0.9999)
+    n = np.asarray(counts, np.float64)
+    delta = 0.5 * n**-0.25 / (n**-0.25).max()
+    per = _np_ce(y, z - np.eye(2)[y] * delta[y][:, None])
+    by_n, by_w = np.sum(w[y] * per) / len(y), np.sum(w[y] * per) / np.sum(w[y])
+    assert (round(by_n, 4), round(by_w, 4)) == (0.5581, 0.9439)
+    for reduction, expected in (("sum_over_batch_size", by_n), ("weighted_mean", by_w)):
+        loss = LDAMLoss(counts, scale=1.0, reduction=reduction)
+        loss.set_class_weights(w)
+        assert _loss(loss, y, z) == pytest.approx(expected, rel=1e-6)
+
+
+def test_weighted_mean_with_sample_weights_and_class_balanced_weights():
+    y, z = _data(seed=5)
+    s = np.random.default_rng(6).uniform(0.1, 2.0, len(y))
+    drw = np.array([0.5, 1.0, 1.5, 2.0, 3.0])
+    cb = _np_cb_weights(COUNTS, 0.999)
+    weight = s * cb[y] * drw[y]
+    expected = np.sum(weight * _np_ce(y, z)) / np.sum(weight)
+    loss = ClassBalancedLoss(COUNTS, beta=0.999, reduction="weighted_mean")
+    loss.set_class_weights(drw)
+    assert _loss(loss, y, z, sample_weight=s.astype("float32")) == pytest.approx(expected, rel=1e-5)
+    # the default still divides by the batch size
+    plain = ClassBalancedLoss(COUNTS, beta=0.999)
+    plain.set_class_weights(drw)
+    n_mean = np.mean(s * cb[y] * drw[y] * _np_ce(y, z))
+    assert _loss(plain, y, z, sample_weight=s.astype("float32")) == pytest.approx(n_mean, rel=1e-5)
+
+
+def test_weighted_mean_config_and_fit():
+    loss = LDAMLoss([40, 20, 5, 2], scale=5.0, reduction="weighted_mean")
+    config = loss.get_config()
+    assert config["reduction"] == "weighted_mean"
+    assert LDAMLoss.from_config(config).get_config() == config
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4)])
+    model.compile("sgd", loss)
+    x = np.random.default_rng(0).normal(size=(16, 3)).astype("float32")
+    history = model.fit(x, np.arange(16) % 4, batch_size=8, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"][-1])
+    with pytest.raises(ValueError, match=r"reduction must be one of .*'weighted_mean', received 'wmean'"):
+        LDAMLoss([4, 2], reduction="wmean")
+
+
 # ------------------------------------------------------------------ bad input
 
 

@@ -38,3 +38,32 @@ def test_bad_switches_and_arguments():
         models.small_resnet((8, 8, 1), 1)
     with pytest.raises(ValueError, match="strides must be one of 1, 2, received 3"):
         models.ResidualBlock(4, strides=3)
+
+
+@pytest.mark.parametrize(
+    "make,error,match",
+    [
+        (lambda: models.NFResidualBlock(4, conv=3), TypeError, r"conv must be a string, received 3 of type int"),
+        (lambda: models.ResidualBlock(4, norm="batchnorm"), ValueError,
+         r"norm must be one of .*'bn'.*, received 'batchnorm'"),
+        (lambda: models.ResidualBlock(4, activation="bogus"), ValueError,
+         r"activation must be a Keras activation name .*received 'bogus'"),
+        (lambda: models.ResidualBlock("8"), TypeError, r"filters must be an integer, received '8' of type str"),
+        (lambda: models.ResidualBlock(4, fused="no"), TypeError, r"fused must be True or False"),
+        (lambda: models.NFResidualBlock(4, alpha=float("inf")), ValueError, r"alpha must be a finite number"),
+        (lambda: models.ScaledActivation("relu", gamma=0.0), ValueError, r"gamma must be a number > 0"),
+        (lambda: models.small_resnet((8, 8, 1), 10, blocks=[]), ValueError,
+         r"blocks must be a non-empty list of integers, received \[\]"),
+        (lambda: models.small_resnet((8, 8, 1), 10, blocks=[1, 0]), ValueError,
+         r"blocks\[1\] must be an integer >= 1, received 0"),
+        (lambda: models.small_resnet((8, 8, 1), 10, activation="bogus"), ValueError,
+         r"activation must be a Keras activation name"),
+        (lambda: models.small_resnet((8, -8, 1), 10), ValueError, r"input_shape\[1\] must be an integer >= 1"),
+        (lambda: models.mlp((4,), 3, hidden=[-5]), ValueError, r"hidden\[0\] must be an integer >= 1, received -5"),
+        (lambda: models.mlp((4,), 3, dropout=1.0), ValueError, r"dropout must be a number >= 0 and < 1"),
+        (lambda: models.nf_resnet((8, 8, 1), 10, conv=None), TypeError, r"conv must be a string"),
+    ],
+)
+def test_bad_model_arguments_are_named(make, error, match):
+    with pytest.raises(error, match=match):
+        make()

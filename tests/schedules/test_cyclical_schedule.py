@@ -239,3 +239,20 @@ def test_triangular2_by_iterations_logs_to_tensorboard(tmp_path):
                         callbacks=[keras.callbacks.TensorBoard(str(tmp_path / "tb"))])
     assert np.all(np.isfinite(history.history["loss"]))
     assert any((tmp_path / "tb").rglob("events.out.tfevents*"))
+
+
+def test_exp_range_power_in_float64_log():
+    # bckenstler/CLR's float64 formula at gamma 0.99994, step 17000 gives 0.0019014598;
+    # rounding gamma to float32 before the power gave 0.0019011246
+    base, high, step_size, gamma, step = 0.001, 0.006, 2000, 0.99994, 17000
+    cycle = np.floor(1 + step / (2 * step_size))
+    x = abs(step / step_size - 2 * cycle + 1)
+    expected = base + (high - base) * max(0.0, 1 - x) * gamma**step
+    assert round(expected, 10) == 0.0019014598
+    for schedule in (
+        ExponentialCyclicalLearningRate(base, high, step_size, gamma=gamma),
+        CyclicalLearningRate(base, high, step_size, mode="exp_range", gamma=gamma),
+    ):
+        for dtype in ("int64", "float32"):
+            got = float(schedule(np.asarray(step, dtype)))
+            assert abs(got - expected) / expected < 1e-6
