@@ -171,8 +171,7 @@ class Echo:
 
     def __call__(self, dataset: Any) -> Any:
         tf = tensorflow("tenfold.data.echo")
-        if not isinstance(dataset, tf.data.Dataset):
-            raise TypeError(f"echo applies to a tf.data.Dataset, received {type(dataset).__name__}.")
+        v.instance("dataset", dataset, tf.data.Dataset, "a tf.data.Dataset (echo applies to datasets)")
         cardinality = int(dataset.cardinality())
         integer = self.factor == math.floor(self.factor)
         vectorized = self._vectorizable(tf, dataset.element_spec)

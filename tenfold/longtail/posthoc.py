@@ -75,10 +75,8 @@ def classifier_layer(model_or_dense: Any, *, layer_name: str | None = None) -> k
     :class:`tenfold.layers.NormedDense`."""
     if _is_head(model_or_dense):
         return model_or_dense
-    if not isinstance(model_or_dense, keras.Model):
-        raise TypeError(
-            f"expected a keras.Model or a keras.layers.Dense, received {type(model_or_dense).__name__}."
-        )
+    v.instance("model_or_dense", model_or_dense, keras.Model, "a keras.Model or a keras.layers.Dense")
+    v.string("layer_name", layer_name, allow_none=True)
     names = [layer.name for layer in model_or_dense.layers]
     name = layer_name or ("classifier" if "classifier" in names else None)
     if name is not None:
@@ -237,8 +235,7 @@ def search_tau(
             pred = np.argmax(adjust_logits(logits.astype("float64"), counts, tau=t), axis=-1)
             scores.append(balanced_accuracy_score(y_true, pred, num_classes))
     else:
-        if not isinstance(model, keras.Model):
-            raise TypeError(f"method='tau_norm' needs a keras.Model, received {type(model).__name__}.")
+        v.instance("model", model, keras.Model, "a keras.Model for method='tau_norm'")
         features, layer = _features_and_head(model, x, layer_name, batch_size)
         kernel = np.asarray(ops.convert_to_numpy(layer.kernel), "float64")
         bias = np.asarray(ops.convert_to_numpy(layer.bias), "float64") if layer.use_bias else 0.0

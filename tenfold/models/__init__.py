@@ -1,4 +1,9 @@
-"""Models built from string switches: a small ResNet and an MLP baseline."""
+"""Models built from string switches: a small ResNet, its normalizer-free variant, an MLP.
+
+``small_resnet`` and ``nf_resnet`` take the ``conv`` / ``norm`` switches of
+:mod:`tenfold.registry`; ``ResidualBlock``, ``NFResidualBlock`` and ``ScaledActivation``
+are their Keras layers, ``activation_gamma`` / ``expected_stds`` the NF-ResNet constants.
+"""
 
 from tenfold.models.blocks import ResidualBlock, make_conv, make_norm
 from tenfold.models.nf import (
@@ -12,13 +17,17 @@ from tenfold.models.nf import (
 )
 from tenfold.models.resnet import mlp, small_resnet
 
-__all__ = ["ResidualBlock", "make_conv", "make_norm", "mlp", "small_resnet"]
-__all__ += [
+__all__ = [
     "ACTIVATION_GAMMAS",
     "NFResidualBlock",
+    "ResidualBlock",
     "ScaledActivation",
     "activation_gamma",
     "estimate_gamma",
     "expected_stds",
+    "make_conv",
+    "make_norm",
+    "mlp",
     "nf_resnet",
+    "small_resnet",
 ]

@@ -179,5 +179,5 @@ def test_bad_arguments(kwargs, match):
 
 
 def test_rejects_a_non_dataset():
-    with pytest.raises(TypeError, match="echo applies to a tf.data.Dataset, received list"):
+    with pytest.raises(TypeError, match=r"dataset must be a tf.data.Dataset \(echo applies to datasets\), received \[1, 2, 3\] of type list"):
         echo(2)([1, 2, 3])

@@ -88,7 +88,7 @@ def test_tau_normalize_one_gives_unit_columns_and_finds_last_dense():
 
 
 def test_tau_normalize_bad_input():
-    with pytest.raises(TypeError, match=r"expected a keras.Model or a keras.layers.Dense, received str"):
+    with pytest.raises(TypeError, match=r"model_or_dense must be a keras.Model or a keras.layers.Dense, received 'model' of type str"):
         tau_normalize("model")
     with pytest.raises(ValueError, match=r"layer_name 'nope' is not a layer"):
         tau_normalize(_model(), layer_name="nope")
@@ -134,7 +134,7 @@ def test_search_tau_bad_input():
         search_tau(np.zeros((2, 4)), None, [0, 1], COUNTS, method="x")
     with pytest.raises(ValueError, match=r"logits have shape \(2, 3\), expected \(2, 4\)"):
         search_tau(np.zeros((2, 3)), None, [0, 1], COUNTS)
-    with pytest.raises(TypeError, match=r"method='tau_norm' needs a keras.Model"):
+    with pytest.raises(TypeError, match=r"model must be a keras.Model for method='tau_norm', received array"):
         search_tau(np.zeros((2, 4)), None, [0, 1], COUNTS, method="tau_norm")
 
 
