@@ -19,7 +19,7 @@ from typing import Any
 import keras
 from keras import ops
 
-from tenfold._validate import number
+from tenfold._validate import choice, number
 
 CYCLICAL_MODES = ("triangular", "triangular2", "exp_range")
 SCALE_MODES = ("cycle", "iterations")
@@ -83,22 +83,22 @@ def cyclical_learning_rate(
     >>> round(float(cyclical_learning_rate(5, 0.1, 1.0, 10)), 6)
     0.55
     """
+    choice("mode", mode, CYCLICAL_MODES)
     if scale_mode is None:
         scale_mode = "iterations" if mode == "exp_range" else "cycle"
+    choice("scale_mode", scale_mode, SCALE_MODES)
     cycle, height = cyclical_position(step, step_size)
     v = cycle if scale_mode == "cycle" else _step(step)
     if mode == "triangular":
         scale = ops.ones_like(v)
     elif mode == "triangular2":
         scale = ops.power(2.0, -(v - 1.0))
-    elif mode == "exp_range":
+    else:  # "exp_range"
         # gamma ** v as exp(v * log gamma) with log gamma taken in float64: rounding gamma
         # itself to float32 first is off by 1.8e-4 relative at gamma = 0.99994, step 17000
         # (the float64 formula of the reference code gives 0.0019014598 there)
         log_gamma = math.log(number("gamma", gamma, low=0, low_open=True))
         scale = ops.exp(v * ops.cast(log_gamma, "float32"))
-    else:
-        raise ValueError(f"mode must be one of {CYCLICAL_MODES}, received {mode!r}.")
     low = ops.cast(initial_learning_rate, "float32")
     high = ops.cast(maximal_learning_rate, "float32")
     return low + (high - low) * height * scale
@@ -124,13 +124,12 @@ def one_cycle_phase(step: Any, total_steps: float, warmup_fraction: float) -> tu
 
 
 def _interpolate(start: Any, end: Any, p: Any, q: Any, anneal: str) -> Any:
+    choice("anneal", anneal, ANNEAL_STRATEGIES)
     if anneal == "cos":
         # start + (end - start) * (1 - cos(pi p)) / 2, as weights sin^2 that stay exact at both ends
         half_pi = 0.5 * 3.141592653589793
         return start * ops.square(ops.sin(half_pi * q)) + end * ops.square(ops.sin(half_pi * p))
-    if anneal == "linear":
-        return start * q + end * p
-    raise ValueError(f"anneal must be one of {ANNEAL_STRATEGIES}, received {anneal!r}.")
+    return start * q + end * p  # "linear"
 
 
 def one_cycle_learning_rate(
