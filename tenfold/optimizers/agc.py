@@ -296,14 +296,15 @@ class AGC(keras.optimizers.Optimizer):
                 "inner_optimizer, clipping, epsilon, exclude, axes, unit_axes and name."
             )
         if isinstance(inner_optimizer, (str, dict)):
-            inner_optimizer = keras.optimizers.get(inner_optimizer)
+            try:
+                inner_optimizer = keras.optimizers.get(inner_optimizer)
+            except ValueError as err:
+                raise ValueError(
+                    "inner_optimizer must be a keras.optimizers.Optimizer, its name or its "
+                    f"config, received {inner_optimizer!r} ({err})"
+                ) from err
         v.instance("inner_optimizer", inner_optimizer, keras.optimizers.Optimizer,
                    "a keras.optimizers.Optimizer (or its name)")
-        if getattr(inner_optimizer, "_tenfold_agc_wrapped", False):
-            raise ValueError(
-                f"inner_optimizer {inner_optimizer.name!r} is already wrapped by an AGC; "
-                "wrap a fresh optimizer instead."
-            )
         super().__init__(learning_rate=0.0, name=name)
         self.clipping = v.positive("clipping", clipping)
         self.epsilon = v.positive("epsilon", epsilon)
@@ -438,23 +439,32 @@ class AGC(keras.optimizers.Optimizer):
 
     # -- the clip ---------------------------------------------------------------------------
 
-    def _hook(self, inner: keras.optimizers.Optimizer) -> None:
+    @staticmethod
+    def _hook(inner: keras.optimizers.Optimizer) -> None:
+        """Clip in ``inner``'s clipping step, for the AGC whose ``apply`` is running.
+
+        Installed once per inner optimizer; the AGC comes from this thread's stack of
+        running ``apply`` calls, so two AGCs around one optimizer each clip with their
+        own settings.
+        """
+        if getattr(inner, "_tenfold_agc_wrapped", False):
+            return
         original = inner._clip_gradients
 
         def clip_gradients(grads: list[Any]) -> list[Any]:
-            return original(self._clip_final(list(grads)))
+            calls = [c for c in _in_calls() if c[0].inner_optimizer is inner]
+            if not calls:
+                raise RuntimeError(
+                    f"{type(inner).__name__} {inner.name!r} is wrapped by AGC and was applied "
+                    "outside AGC.apply; call apply/stateless_apply on the AGC wrapper, not on "
+                    "the inner optimizer."
+                )
+            return original(calls[-1][0]._clip_final(calls[-1], list(grads)))
 
         object.__setattr__(inner, "_clip_gradients", clip_gradients)
         object.__setattr__(inner, "_tenfold_agc_wrapped", True)
 
-    def _clip_final(self, grads: list[Any]) -> list[Any]:
-        calls = [c for c in _in_calls() if c[0] is self]
-        if not calls:
-            raise RuntimeError(
-                f"AGC {self.name!r}: its inner optimizer clipped gradients outside AGC.apply; "
-                "call apply/stateless_apply on the AGC wrapper, not on the inner optimizer."
-            )
-        call = calls[-1]
+    def _clip_final(self, call: list[Any], grads: list[Any]) -> list[Any]:
         variables = call[1]
         if len(variables) != len(grads):
             raise RuntimeError(

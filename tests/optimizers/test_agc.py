@@ -162,21 +162,31 @@ def test_bad_arguments(kwargs, exc, text):
         AGC(keras.optimizers.SGD(0.1), **kwargs)
 
 
-def test_bad_inner_and_double_wrap():
+def test_bad_inner_and_two_wrappers_of_one_optimizer():
     with pytest.raises(TypeError, match="inner_optimizer"):
         AGC(3)
-    inner = keras.optimizers.SGD(0.1)
-    AGC(inner)
-    with pytest.raises(ValueError, match="already wrapped"):
-        AGC(inner)
+    with pytest.raises(ValueError, match="inner_optimizer must be a keras.optimizers.Optimizer, its name"):
+        AGC("no-such-optimizer")
     assert isinstance(AGC("adam").inner_optimizer, keras.optimizers.Adam)
+    # two AGCs around one optimizer: each clips with its own threshold when it applies
+    values, grads = variables(10)
+    inner = keras.optimizers.SGD(0.5)
+    loose, tight = AGC(inner, clipping=0.5, exclude=None), AGC(inner, clipping=0.02, exclude=None)
+    vs = make_vars(values)  # one optimizer: one set of variables
+    for opt, clipping in ((loose, 0.5), (tight, 0.02)):
+        for var, key in zip(vs, values):
+            var.assign(values[key])
+        opt.apply([grads[k] for k in values], vs)
+        key = "dense/kernel"
+        want = values[key] - 0.5 * np_agc(grads[key], values[key], clipping)
+        np.testing.assert_allclose(np.asarray(vs[0]), want, rtol=1e-5, atol=1e-6)
 
 
 def test_inner_optimizer_alone_refuses_instead_of_not_clipping():
     inner = keras.optimizers.SGD(0.1)
     AGC(inner)
     var = keras.Variable(np.ones((3, 2), "float32"))
-    with pytest.raises(RuntimeError, match="outside AGC.apply"):
+    with pytest.raises(RuntimeError, match="applied outside AGC.apply"):
         inner.apply([np.ones((3, 2), "float32")], [var])
 
 
