@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import keras
+import numpy as np
 
 from tenfold import _validate
 from tenfold.layers.acblock import ACBlock
@@ -162,17 +163,16 @@ class _Converter:
         )
 
         def carry(block: Any) -> None:
-            kernel = keras.ops.convert_to_numpy(conv.kernel)
-            block.square.kernel.assign(kernel)
             square = block.square_bn
-            square.moving_mean.assign(keras.ops.zeros_like(square.moving_mean))
-            square.moving_variance.assign(keras.ops.ones_like(square.moving_variance) * (1.0 - square.epsilon))
-            square.gamma.assign(keras.ops.ones_like(square.gamma))
-            bias = keras.ops.convert_to_numpy(conv.bias) if conv.use_bias else keras.ops.zeros_like(square.beta)
-            square.beta.assign(bias)
+            channels = (conv.filters,)
+            block.square.kernel.assign(keras.ops.convert_to_numpy(conv.kernel))
+            square.moving_mean.assign(np.zeros(channels, "float32"))
+            square.moving_variance.assign(np.full(channels, 1.0 - square.epsilon, "float32"))
+            square.gamma.assign(np.ones(channels, "float32"))
+            square.beta.assign(keras.ops.convert_to_numpy(conv.bias) if conv.use_bias else np.zeros(channels, "float32"))
             for branch in block.branches:
                 if branch.bn is not square:
-                    branch.bn.gamma.assign(keras.ops.zeros_like(branch.bn.gamma))
+                    branch.bn.gamma.assign(np.zeros(channels, "float32"))
 
         return new, carry
 

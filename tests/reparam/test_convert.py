@@ -204,3 +204,39 @@ def test_tenfold_models_convert_too():
     assert type(new.get_layer("stem_norm")).__name__ == "ExtendedBatchNormalization"
     x = np.random.default_rng(5).normal(size=(2, 9, 9, 1)).astype("float32")
     np.testing.assert_allclose(outputs(new, x), outputs(model, x), rtol=1e-5, atol=1e-5)
+
+
+_BACKEND_SCRIPT = """
+import keras, numpy as np, tenfold
+from tenfold.reparam import check, convert, deploy
+rng = np.random.default_rng(0)
+model = tenfold.models.small_resnet((9, 9, 1), 4, width=4, conv="acnet", norm="ebn")
+for v in model.weights:
+    if v.path.endswith(("moving_variance", "gamma")):
+        v.assign(rng.uniform(0.5, 1.5, v.shape))
+    elif v.path.endswith(("moving_mean", "beta")):
+        v.assign(rng.normal(scale=0.3, size=v.shape))
+facts = check(model, deploy(model), rng.normal(size=(4, 9, 9, 1)).astype("float32"))
+assert facts["max_relative_difference"] < 1e-5 and facts["bn_remaining"] == 0, facts
+i = keras.Input((9, 9, 3))
+h = keras.layers.BatchNormalization()(keras.layers.DepthwiseConv2D(3)(i))
+plain = keras.Model(i, keras.layers.Conv2D(4, 3, padding="same")(h + 1.0)[:, 0])
+x = rng.normal(size=(2, 9, 9, 3)).astype("float32")
+converted = convert(plain, conv="repvgg", norm="ebn")
+assert np.abs(converted.predict(x, verbose=0) - plain.predict(x, verbose=0)).max() < 1e-5
+assert check(plain, deploy(converted), x)["max_relative_difference"] < 1e-5
+print("ok", keras.backend.backend())
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_deploy_and_convert_on_other_backends(backend):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    proc = subprocess.run([sys.executable, "-c", _BACKEND_SCRIPT], capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert f"ok {backend}" in proc.stdout
