@@ -11,7 +11,9 @@ reason it is a legitimate value. A listed case that is refused fails too (the ta
 true), and a class without a contract example needs an entry in :data:`VALID_ARGS`.
 
 Keras' own pass-through keyword arguments (``name``, ``dtype``, ...) are Keras' business
-and are not fuzzed (:data:`NOT_FUZZED`).
+and are not fuzzed (:data:`NOT_FUZZED`). The public functions of the same areas (model
+builders, ``data.echo`` / ``resample``, ``precision.configure``, the post-hoc tools) are
+fuzzed the same way from the valid calls in :data:`FUNCTION_ARGS`.
 """
 
 from __future__ import annotations
@@ -21,12 +23,16 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pytest
 
 import tenfold  # noqa: F401  (registers everything)
 from tenfold import registry
 
-FUZZED_KINDS = ("layers", "optimizers", "schedules", "losses", "metrics", "callbacks", "models")
+FUZZED_KINDS = (
+    "layers", "optimizers", "schedules", "losses", "metrics", "callbacks", "models", "data",
+    "precision", "longtail",
+)
 
 _OTHERS = "validated by its own issue's work; added back at integration"
 #: components that other engineers validate right now (remat, AGC, the optimizers)
@@ -40,11 +46,49 @@ EXCLUDED: dict[str, str] = {
 #: Keras' own keyword arguments, passed through to Keras unchanged
 NOT_FUZZED = ("name", "dtype")
 
-#: valid arguments of the classes that have no contract example (callbacks)
+class Fresh:
+    """A valid argument built anew for every call (a dataset, a built layer)."""
+
+    def __init__(self, make: Any) -> None:
+        self.make = make
+
+
+def _dataset() -> Any:
+    import tensorflow as tf
+
+    return tf.data.Dataset.from_tensor_slices((np.zeros((4, 2), "float32"), np.array([0, 0, 0, 1])))
+
+
+def _dense() -> Any:
+    import keras
+
+    layer = keras.layers.Dense(2)
+    layer.build((None, 3))
+    return layer
+
+
+#: valid arguments of the classes without a contract example and of the public functions
 VALID_ARGS: dict[str, dict[str, Any]] = {
     "CycleMomentum": {},
     "DeferredReweighting": {"class_counts": [40, 20, 5, 2]},
     "LRFinder": {"min_learning_rate": 1e-5, "max_learning_rate": 1.0, "num_steps": 10},
+    "Echo": {"factor": 2},
+    "FreshExampleCounter": {},
+    "echo": {"factor": 2},
+    "resample": {"dataset": Fresh(_dataset), "class_counts": [3, 1], "num_samples": 4},
+    "mlp": {"input_shape": (4,), "num_classes": 3, "hidden": [8]},
+    "small_resnet": {"input_shape": (8, 8, 1), "num_classes": 3, "width": 4, "blocks": [1]},
+    "nf_resnet": {"input_shape": (8, 8, 1), "num_classes": 3, "width": 4, "blocks": [1]},
+    "configure": {"policy": "float32", "jit_compile": False},
+    "adjust_logits": {"logits": np.zeros((2, 2), "float32"), "class_counts": [3, 1]},
+    "tau_normalize": {"model_or_dense": Fresh(_dense)},
+}
+
+#: public functions of the fuzzed kinds that are checked by their own tests instead
+NOT_FUZZED_FUNCTIONS: dict[str, str] = {
+    "train_step": "takes a model, a loss and an optimizer; tests/precision/test_train_step.py",
+    "retrain_classifier": "trains a classifier on every call; tests/longtail/test_posthoc.py",
+    "search_tau": "scores a model or logits on data; tests/longtail/test_posthoc.py",
 }
 
 BAD_VALUES: tuple[tuple[str, Any], ...] = (
@@ -60,7 +104,7 @@ BAD_VALUES: tuple[tuple[str, Any], ...] = (
 
 _LAST_AXIS = "the last axis (channels-last), the default"
 _ZERO_MARGIN = "0 is no margin: plain cross-entropy"
-_NO_WEIGHT = "None-like: no regularizer"
+_SEED_ZERO = "0 is a seed like any other"
 
 #: (class, argument, bad-value label) -> why the value is meaningful and accepted
 MEANINGFUL: dict[tuple[str, str, str], str] = {
@@ -92,6 +136,14 @@ MEANINGFUL: dict[tuple[str, str, str], str] = {
     ("DeferredReweighting", "start_fraction", "0"): "re-weight from the first epoch",
     ("DeferredReweighting", "beta", "0"): "beta = 0 gives equal weights",
     ("LRFinder", "smoothing", "0"): "0: no smoothing of the loss",
+    # functions
+    ("mlp", "hidden", "empty list"): "no hidden layer: a linear classifier",
+    ("mlp", "dropout", "0"): "no dropout, the default",
+    ("Echo", "seed", "0"): _SEED_ZERO,
+    ("echo", "seed", "0"): _SEED_ZERO,
+    ("resample", "seed", "0"): _SEED_ZERO,
+    ("adjust_logits", "tau", "0"): "tau = 0 returns the logits unchanged",
+    ("tau_normalize", "tau", "0"): "tau = 0 leaves the classifier unchanged",
 }
 
 
@@ -121,6 +173,15 @@ def _own_parameters(cls: type) -> dict[str, inspect.Parameter]:
         if not forwards:
             break
     return params
+
+
+def _parameters(obj: Any) -> dict[str, inspect.Parameter]:
+    if isinstance(obj, type):
+        return _own_parameters(obj)
+    return {
+        p.name: p for p in inspect.signature(obj).parameters.values()
+        if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    }
 
 
 def _recorded_arguments(entry: registry.Entry) -> dict[str, Any]:
@@ -158,7 +219,7 @@ def _valid_arguments(entry: registry.Entry) -> dict[str, Any]:
     cls = entry.obj
     given = dict(VALID_ARGS[entry.name]) if entry.example is None else _recorded_arguments(entry)
     valid = {}
-    for name, p in _own_parameters(cls).items():
+    for name, p in _parameters(cls).items():
         if name in given:
             valid[name] = given[name]
         elif p.default is not p.empty:
@@ -172,7 +233,7 @@ def _components() -> list[registry.Entry]:
     out = []
     for kind in FUZZED_KINDS:
         for entry in registry.entries(kind):
-            if isinstance(entry.obj, type) and entry.name not in EXCLUDED:
+            if entry.name not in EXCLUDED and entry.name not in NOT_FUZZED_FUNCTIONS:
                 out.append(entry)
     return out
 
@@ -180,11 +241,21 @@ def _components() -> list[registry.Entry]:
 COMPONENTS = _components()
 
 
+def _call(entry: registry.Entry, arguments: dict[str, Any]) -> Any:
+    import keras
+
+    policy = keras.config.dtype_policy()
+    try:
+        return entry.obj(**{k: a.make() if isinstance(a, Fresh) else a for k, a in arguments.items()})
+    finally:
+        keras.config.set_dtype_policy(policy)  # precision.configure sets the global policy
+
+
 def _try(entry: registry.Entry) -> list[tuple[Case, str, str]]:
     """Every case of ``entry``: (case, outcome, detail), outcome refused | meaningful | accepted
     | badly refused."""
     valid = _valid_arguments(entry)
-    entry.obj(**valid)  # the valid arguments themselves construct
+    _call(entry, valid)  # the valid arguments themselves construct
     results = []
     for argument in valid:
         if argument in NOT_FUZZED:
@@ -192,7 +263,7 @@ def _try(entry: registry.Entry) -> list[tuple[Case, str, str]]:
         for label, value in BAD_VALUES:
             case = Case(entry.name, argument, label)
             try:
-                entry.obj(**{**valid, argument: value})
+                _call(entry, {**valid, argument: value})
             except (ValueError, TypeError) as err:
                 named = argument in str(err)
                 results.append((case, "refused" if named else "badly refused", str(err)))
@@ -211,6 +282,7 @@ def test_components_are_found_and_exclusions_are_real():
         assert entry.example is not None or entry.name in VALID_ARGS, (
             f"{entry.path} has neither a contract example nor VALID_ARGS: it cannot be fuzzed"
         )
+    assert set(NOT_FUZZED_FUNCTIONS) <= registered
 
 
 @pytest.mark.parametrize("entry", COMPONENTS, ids=[e.name for e in COMPONENTS])
@@ -239,7 +311,7 @@ def test_figures(capsys):
             meaningful += outcome == "meaningful"
     with capsys.disabled():
         print(
-            f"\nfuzz: {len(COMPONENTS)} components, {tried} cases tried, {refused} refused with "
+            f"\nfuzz: {len(COMPONENTS)} constructors and functions, {tried} cases tried, {refused} refused with "
             f"a named message, {meaningful} listed as meaningful, "
             f"{len(EXCLUDED)} components excluded ({', '.join(EXCLUDED)})"
         )

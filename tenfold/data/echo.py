@@ -124,7 +124,7 @@ class Echo:
         self.factor = v.number("factor", factor, low=1)
         self.level = v.choice("level", level, LEVELS)
         self.shuffle_buffer = v.integer("shuffle_buffer", shuffle_buffer, low=1, allow_none=True)
-        self.seed = v.integer("seed", seed, allow_none=True)
+        self.seed = v.integer("seed", seed, low=0, allow_none=True)
         # the draws of a fractional factor need a seed; without one, pick one now
         self._draw_seed = seed if seed is not None else random.SystemRandom().randrange(2**31)
         self.counter = FreshExampleCounter()

@@ -69,7 +69,7 @@ def split(
 
     validation_fraction = v.fraction("validation_fraction", validation_fraction, open_low=True, open_high=True)
     test_fraction = v.fraction("test_fraction", test_fraction, open_low=True, open_high=True)
-    seed = v.integer("seed", seed)
+    seed = v.integer("seed", seed, low=0)
     if validation_fraction + test_fraction >= 1.0:
         raise ValueError(
             "validation_fraction + test_fraction must be below 1, received "

@@ -66,7 +66,7 @@ def long_tailed(
     """
     imbalance_factor = v.number("imbalance_factor", imbalance_factor, low=1)
     n_max = v.integer("n_max", n_max, low=1, allow_none=True)
-    seed = v.integer("seed", seed)
+    seed = v.integer("seed", seed, low=0)
     y = np.asarray(y)
     if y.ndim != 1 or len(y) != len(x):
         raise ValueError(f"y must be 1-D and as long as x, received y of shape {y.shape} for {len(x)} examples.")

@@ -175,20 +175,25 @@ def resample(
                          f"with strategy={strategy!r}.")
     num_samples = v.integer("num_samples", sum(counts) if num_samples is None else num_samples, low=1)
     shuffle_buffer = v.integer("shuffle_buffer", shuffle_buffer, low=1, allow_none=True)
-    seed = v.integer("seed", seed, allow_none=True)
+    seed = v.integer("seed", seed, low=0, allow_none=True)
     cache = v.boolean("cache", cache)
     label_index = v.integer("label_index", label_index, low=0)
     spec = dataset.element_spec
-    if not isinstance(spec, tuple) or len(spec) <= label_index:
+    if not isinstance(spec, tuple):
         raise TypeError(
             f"resample needs (x, y) or (x, y, sample_weight) tuples; the dataset's element "
             f"spec is {spec!r}."
         )
+    if len(spec) <= label_index:
+        raise ValueError(
+            f"label_index must be < {len(spec)}, the length of the dataset's elements, "
+            f"received {label_index}."
+        )
     label_spec = spec[label_index]
     if label_spec.shape.rank not in (0, None) or not (label_spec.dtype.is_integer):
         raise ValueError(
-            "resample needs an unbatched dataset with scalar integer labels; the label spec is "
-            f"{label_spec!r}. Call resample before .batch()."
+            "resample needs an unbatched dataset with scalar integer labels; the label spec "
+            f"(element {label_index}, label_index) is {label_spec!r}. Call resample before .batch()."
         )
 
     if cache:

@@ -76,7 +76,7 @@ def retrain_classifier(
     v.choice("sampler", sampler, [s for s in STRATEGIES if s != "progressive"])
     batch_size = v.integer("batch_size", batch_size, low=1)
     reinitialize = v.boolean("reinitialize", reinitialize)
-    seed = v.integer("seed", seed, allow_none=True)
+    seed = v.integer("seed", seed, low=0, allow_none=True)
     if optimizer is None:
         v.positive("learning_rate", learning_rate)
     head = classifier_layer(model, layer_name=layer_name)

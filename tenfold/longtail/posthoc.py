@@ -37,14 +37,18 @@ def adjust_logits(logits: Any, class_counts: Sequence[int], *, tau: float = 1.0)
     Args:
         logits: array or tensor `(..., num_classes)`.
         class_counts: list of int. Training examples per class.
-        tau: float. Strength of the adjustment. Defaults to `1.0`.
+        tau: float >= 0. Strength of the adjustment. Defaults to `1.0`.
 
     Example:
     >>> adjust_logits(np.array([[1.0, 0.0]]), [9, 1], tau=1.0).round(3).tolist()
     [[1.105, 2.303]]
     """
     counts = validate_class_counts(class_counts)
-    tau = v.number("tau", tau)
+    tau = v.non_negative("tau", tau)
+    if len(getattr(logits, "shape", np.shape(logits))) < 1 or isinstance(logits, (str, bytes)):
+        raise ValueError(
+            f"logits must be an array or tensor of shape (..., num_classes), received {logits!r}."
+        )
     as_numpy = isinstance(logits, (np.ndarray, list, tuple))
     if as_numpy:
         array = np.asarray(logits)
@@ -73,10 +77,15 @@ def classifier_layer(model_or_dense: Any, *, layer_name: str | None = None) -> k
     """The classifier of a model: ``layer_name``, else the layer named ``"classifier"``,
     else the model's last Dense layer. A ``keras.layers.Dense`` or a
     :class:`tenfold.layers.NormedDense`."""
+    v.string("layer_name", layer_name, allow_none=True)
     if _is_head(model_or_dense):
+        if layer_name is not None:
+            raise ValueError(
+                f"layer_name picks the classifier of a keras.Model; received layer_name="
+                f"{layer_name!r} with the layer {model_or_dense.name!r} itself."
+            )
         return model_or_dense
     v.instance("model_or_dense", model_or_dense, keras.Model, "a keras.Model or a keras.layers.Dense")
-    v.string("layer_name", layer_name, allow_none=True)
     names = [layer.name for layer in model_or_dense.layers]
     name = layer_name or ("classifier" if "classifier" in names else None)
     if name is not None:
@@ -117,7 +126,7 @@ def tau_normalize(model_or_dense: Any, *, tau: float = 1.0, layer_name: str | No
 
     Args:
         model_or_dense: a `keras.Model` or a built `keras.layers.Dense`.
-        tau: float. Defaults to `1.0`.
+        tau: float >= 0 (0: unchanged, 1: unit-norm class vectors). Defaults to `1.0`.
         layer_name: optional name of the classifier layer in a model.
 
     Returns:
@@ -129,7 +138,7 @@ def tau_normalize(model_or_dense: Any, *, tau: float = 1.0, layer_name: str | No
     >>> np.linalg.norm(dense.kernel.numpy(), axis=0).round(4).tolist()
     [1.0, 1.0]
     """
-    tau = v.number("tau", tau)
+    tau = v.non_negative("tau", tau)
     layer = _dense_head(classifier_layer(model_or_dense, layer_name=layer_name))
     if not layer.built:
         raise ValueError(f"the classifier layer {layer.name!r} is not built yet; call the model first.")
@@ -218,7 +227,7 @@ def search_tau(
             raise TypeError(f"taus must be a list of numbers, received {taus!r} of type {type(taus).__name__}.")
         if not taus:
             raise ValueError("taus must hold at least one candidate, received an empty list.")
-        candidates = [v.number(f"taus[{i}]", t) for i, t in enumerate(taus)]
+        candidates = [v.non_negative(f"taus[{i}]", t) for i, t in enumerate(taus)]
     y_true = np.asarray(y).reshape(-1).astype("int64")
     num_classes = len(counts)
     scores = []

@@ -75,6 +75,7 @@ def estimate_gamma(activation: str, *, samples: int = 1 << 20, seed: int = 0) ->
     1.71
     """
     samples = v.integer("samples", samples, low=1000)
+    seed = v.integer("seed", seed, low=0)
     fn = activation_function(activation)
     x = np.random.default_rng(seed).standard_normal(samples)
     y = np.asarray(fn(ops.convert_to_tensor(x, "float64")), "float64")
