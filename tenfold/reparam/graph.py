@@ -152,7 +152,10 @@ def clone_operation(operation: Any) -> Any:
 
 
 def copy_layer(layer: Any, *, dtype: Any = None, name: str | None = None) -> Any:
-    """A new, unbuilt layer from ``layer``'s config (``dtype`` / ``name`` replaced if given)."""
+    """A new, unbuilt layer from ``layer``'s config (``dtype`` / ``name`` replaced if given).
+
+    A layer without weights whose config cannot be read back (a ``Lambda``) is reused as is.
+    """
     config = layer.get_config()
     if dtype is not None and "dtype" in config:
         config["dtype"] = dtype
@@ -161,6 +164,8 @@ def copy_layer(layer: Any, *, dtype: Any = None, name: str | None = None) -> Any
     try:
         return type(layer).from_config(config)
     except Exception as err:
+        if not layer.weights:  # e.g. a Lambda (its config needs safe_mode=False): stateless, reuse it
+            return layer
         raise TypeError(
             f"cannot copy layer {layer.name!r} of type {type(layer).__name__}: its from_config(get_config()) "
             f"fails ({type(err).__name__}: {err})."
