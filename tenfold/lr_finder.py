@@ -33,7 +33,7 @@ def lr_find(
     mode: str = "exponential",
     smoothing: float = 0.98,
     divergence_threshold: float = 4.0,
-    verbose: int = 0,
+    verbose: int | str = 0,
 ) -> LRFinderResult:
     """Sweep the learning rate of a compiled model and suggest bounds for a cyclical schedule.
 
@@ -53,7 +53,7 @@ def lr_find(
         mode: ``"exponential"`` (default) or ``"linear"``.
         smoothing: float in [0, 1). Loss moving-average factor. Defaults to 0.98.
         divergence_threshold: float > 1. Stop at this multiple of the best loss. Defaults to 4.
-        verbose: int. Passed to ``fit``.
+        verbose: ``"auto"``, 0, 1 or 2. Passed to ``fit``.
 
     Returns:
         A :class:`tenfold.callbacks.LRFinderResult`: the curve, the steepest-descent rate,
@@ -74,7 +74,8 @@ def lr_find(
     if getattr(model, "optimizer", None) is None or not getattr(model, "compiled", False):
         raise ValueError("lr_find needs a compiled model: call model.compile(optimizer, loss) first.")
     batch_size = v.integer("batch_size", batch_size, low=1)
-    verbose = v.integer("verbose", verbose, low=0, high=2)
+    if not (isinstance(verbose, str) and verbose == "auto"):  # Keras fit's values
+        verbose = v.integer("verbose", verbose, low=0, high=2)
     finder = LRFinder(
         min_learning_rate, max_learning_rate, num_steps, mode=mode, smoothing=smoothing,
         divergence_threshold=divergence_threshold,
