@@ -18,6 +18,7 @@ fuzzed the same way from the valid calls in :data:`FUNCTION_ARGS`.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 from dataclasses import dataclass
@@ -251,6 +252,12 @@ def _call(entry: registry.Entry, arguments: dict[str, Any]) -> Any:
         keras.config.set_dtype_policy(policy)  # precision.configure sets the global policy
 
 
+@functools.cache
+def _outcomes(name: str) -> tuple[tuple[Case, str, str], ...]:
+    """The cases of the component ``name``, tried once per test session."""
+    return tuple(_try(next(e for e in COMPONENTS if e.name == name)))
+
+
 def _try(entry: registry.Entry) -> list[tuple[Case, str, str]]:
     """Every case of ``entry``: (case, outcome, detail), outcome refused | meaningful | accepted
     | badly refused."""
@@ -288,7 +295,8 @@ def test_components_are_found_and_exclusions_are_real():
 @pytest.mark.parametrize("entry", COMPONENTS, ids=[e.name for e in COMPONENTS])
 def test_bad_arguments_are_refused_by_name(entry):
     problems = []
-    for case, outcome, detail in _try(entry):
+    outcomes = _outcomes(entry.name)
+    for case, outcome, detail in outcomes:
         if outcome == "accepted":
             problems.append(f"{case.argument}={case.label}: accepted and not in MEANINGFUL")
         elif outcome == "badly refused":
@@ -296,7 +304,7 @@ def test_bad_arguments_are_refused_by_name(entry):
     stale = [
         key for key in MEANINGFUL
         if key[0] == entry.name
-        and any((c.argument, c.label) == key[1:] and o != "meaningful" for c, o, _ in _try(entry))
+        and any((c.argument, c.label) == key[1:] and o != "meaningful" for c, o, _ in outcomes)
     ]
     problems += [f"MEANINGFUL lists {key} but it is refused" for key in stale]
     assert not problems, f"{entry.path}:\n" + "\n".join(problems)
@@ -305,7 +313,7 @@ def test_bad_arguments_are_refused_by_name(entry):
 def test_figures(capsys):
     tried = refused = meaningful = 0
     for entry in COMPONENTS:
-        for _, outcome, _ in _try(entry):
+        for _, outcome, _ in _outcomes(entry.name):
             tried += 1
             refused += outcome == "refused"
             meaningful += outcome == "meaningful"
