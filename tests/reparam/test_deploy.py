@@ -314,6 +314,17 @@ def test_deployed_model_loads_in_a_fresh_process_with_keras_alone(tmp_path):
     assert np.max(np.abs(y - reference)) <= 1e-5 * np.max(np.abs(float32_reference))
 
 
+def test_lambda_layers_are_kept():
+    inputs = keras.Input((4,))
+    x = keras.layers.Lambda(lambda t: t * 2.0, name="double")(keras.layers.Dense(3)(inputs))
+    model = keras.Model(inputs, keras.layers.BatchNormalization()(x))
+    randomize(model)
+    fused = deploy(model)
+    assert type(fused.get_layer("double")) is keras.layers.Lambda
+    xs = np.random.default_rng(8).normal(size=(3, 4)).astype("float32")
+    assert relative_difference(model, fused, xs) < 1e-5
+
+
 def test_transformer_encoder_deploys_with_nothing_to_fold():
     inputs = keras.Input((16, 32))
     x = inputs
