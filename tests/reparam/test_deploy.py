@@ -314,6 +314,22 @@ def test_deployed_model_loads_in_a_fresh_process_with_keras_alone(tmp_path):
     assert np.max(np.abs(y - reference)) <= 1e-5 * np.max(np.abs(float32_reference))
 
 
+def test_recompute_wrappers_are_dropped():
+    segment = keras.Sequential(
+        [keras.Input((6, 6, 3)), keras.layers.Conv2D(4, 3, padding="same"), keras.layers.BatchNormalization()],
+        name="segment",
+    )
+    inputs = keras.Input((6, 6, 3))
+    x = tenfold.remat.Recompute(segment, name="recomputed")(inputs)
+    x = tenfold.remat.Recompute(keras.layers.Dense(2), name="head")(x)
+    model = keras.Model(inputs, x)
+    randomize(model)
+    fused = deploy(model)
+    assert is_plain_keras(fused) and count_norms(fused) == 0
+    xs = np.random.default_rng(8).normal(size=(3, 6, 6, 3)).astype("float32")
+    assert relative_difference(model, fused, xs) < 1e-5
+
+
 def test_lambda_layers_are_kept():
     inputs = keras.Input((4,))
     x = keras.layers.Lambda(lambda t: t * 2.0, name="double")(keras.layers.Dense(3)(inputs))
