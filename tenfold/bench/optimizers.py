@@ -9,6 +9,16 @@ bundled digits (upsampled to 32×32 for the MLP and CNN, 8 row tokens for the Tr
   weights, same batches, each optimizer at the best rate of its learning-rate grid, as
   ratios to Adam's best (the MLP trains at width 1024 here);
 * step time as a ratio to Keras' Adafactor (interleaved rounds, median).
+
+And on models tenfold did not build (issue 15):
+
+* state bytes of Adam, Adafactor (β₁ none / 0.9 float32 / 0.9 bfloat16 momentum) and SM3
+  (momentum 0 / 0.9 float32 / 0.9 bfloat16) on ``keras.applications`` ResNet50 and
+  MobileNetV2 (64×64, 10 classes) and the 6-block MultiHeadAttention encoder of the models
+  benchmark (:func:`tenfold.bench.models.encoder`);
+* training-set loss after 300 steps (30 of linear warm-up, then cosine decay to 0.1×), each
+  of those optimizers at its best rate of a small grid, Adam included, on an encoder from the
+  same builder (digit pixels as 64 tokens) and the CNN.
 """
 
 from __future__ import annotations
@@ -36,6 +46,7 @@ from tenfold.bench.harness import (
     value_row,
 )
 from tenfold.bench.harness import batches as _batches
+from tenfold.bench.models import encoder
 from tenfold.optimizers import AGC, SM3, Adafactor, state_bytes
 
 OPTIMIZERS: dict[str, Callable[[float], keras.optimizers.Optimizer]] = {
@@ -381,6 +392,171 @@ def _plot_curves(ctx: BenchContext, m: dict[str, dict[str, Any]]) -> str:
     return figure(ctx.out_dir / "optimizers_loss.png", panels, size=(4 * len(panels), 3.4))
 
 
+# --- models tenfold did not build: momentum that stays small (issue 15) ---------------------
+
+MOMENTUM_OPTIMIZERS: dict[str, Callable[[Any], keras.optimizers.Optimizer]] = {
+    "Adam": lambda lr: keras.optimizers.Adam(lr),
+    "Adafactor (β₁ none)": lambda lr: Adafactor(lr),
+    "Adafactor (β₁ 0.9, float32)": lambda lr: Adafactor(lr, beta_1=0.9),
+    "Adafactor (β₁ 0.9, bfloat16)": lambda lr: Adafactor(lr, beta_1=0.9, momentum_dtype="bfloat16"),
+    "SM3 (momentum 0)": lambda lr: SM3(lr, momentum=0.0),
+    "SM3 (momentum 0.9, float32)": lambda lr: SM3(lr, momentum=0.9),
+    "SM3 (momentum 0.9, bfloat16)": lambda lr: SM3(lr, momentum=0.9, momentum_dtype="bfloat16"),
+}
+BF16_ADAFACTOR = "Adafactor (β₁ 0.9, bfloat16)"
+FREE_ADAFACTOR = "Adafactor (β₁ none)"
+# peak rates after the warm-up (for the Adafactors with a schedule: the absolute step, times
+# the parameter scale); half-decade steps around each one's best rate of the rows above
+WARMUP_GRIDS: dict[str, tuple[float, ...]] = {
+    "Adam": (3e-4, 1e-3, 3e-3),
+    **{n: (3e-3, 1e-2, 3e-2) for n in MOMENTUM_OPTIMIZERS if n.startswith("Adafactor")},
+    **{n: (3e-3, 1e-2, 3e-2) for n in MOMENTUM_OPTIMIZERS if n.startswith("SM3")},
+}
+WARMUP_QUICK_RATES = {"Adam": 1e-3, **{n: 1e-2 for n in MOMENTUM_OPTIMIZERS if n != "Adam"}}
+
+
+@dataclass
+class _Warmup:
+    """The loss runs of the momentum comparison: steps, warm-up steps, batch, the grids and
+    the training encoder's size (blocks, d, heads)."""
+
+    steps: int
+    warmup: int
+    batch: int
+    grids: dict[str, tuple[float, ...]]
+    encoder: tuple[int, int, int]
+
+    @classmethod
+    def of(cls, quick: bool) -> _Warmup:
+        if quick:
+            return cls(60, 6, 64, {n: (r,) for n, r in WARMUP_QUICK_RATES.items()}, (1, 64, 2))
+        return cls(300, 30, 64, WARMUP_GRIDS, (2, 128, 4))
+
+
+def _state_models() -> dict[str, Callable[[], keras.Model]]:
+    """The models whose optimizer state is counted (full size in both modes: building is cheap)."""
+    return {
+        "ResNet50 64×64": lambda: keras.applications.ResNet50(weights=None, input_shape=(64, 64, 3), classes=10),
+        "MobileNetV2 64×64": lambda: keras.applications.MobileNetV2(weights=None, input_shape=(64, 64, 3),
+                                                                     classes=10),
+        "encoder 6×MHA d=256": lambda: encoder(6, 256, seq=128),
+    }
+
+
+def _state_goal(label: str, name: str) -> dict[str, Any]:
+    if name == BF16_ADAFACTOR and not label.startswith("MobileNetV2"):
+        return {"goal": "≤ 0.26", "goal_met": lambda r: r <= 0.26}
+    if name == FREE_ADAFACTOR and label.startswith("encoder"):
+        return {"goal": "≤ 0.02", "goal_met": lambda r: r <= 0.02}
+    return {}
+
+
+def _momentum_state(ctx: BenchContext) -> tuple[list[dict[str, Any]], Table]:
+    """Rows of each optimizer's state over Adam's on the models, and the ratio table."""
+    rows, ratios = [], {}
+    for label, build in _state_models().items():
+        ctx.log(f"  state bytes: {label}")
+        variables = build().trainable_variables
+        state = {}
+        for name, make in MOMENTUM_OPTIMIZERS.items():
+            opt = make(1e-3)
+            opt.build(variables)
+            state[name] = state_bytes(opt)
+        rows += [value_row(f"state bytes, {label}", "Adam", state["Adam"], name, state[name], unit="B",
+                           **_state_goal(label, name)) for name in MOMENTUM_OPTIMIZERS if name != "Adam"]
+        ratios[label] = {n: state[n] / state["Adam"] for n in MOMENTUM_OPTIMIZERS}
+    return rows, ratios
+
+
+def _warm_schedule(rate: float, w: _Warmup) -> keras.optimizers.schedules.LearningRateSchedule:
+    """Linear warm-up from 0 to ``rate`` over ``w.warmup`` steps, then cosine decay to 0.1×."""
+    return keras.optimizers.schedules.CosineDecay(0.0, w.steps - w.warmup, alpha=0.1, warmup_target=rate,
+                                                  warmup_steps=w.warmup)
+
+
+def _tokens(x8: np.ndarray) -> np.ndarray:
+    """Digit images as 64 tokens: each pixel's grey level 0..16 (the data set's own levels)."""
+    return np.rint(x8.reshape(len(x8), 64) * 16).astype("int32")
+
+
+def _warm_cases(w: _Warmup) -> dict[str, tuple[Callable[[], keras.Model], str]]:
+    blocks, d, heads = w.encoder
+    return {f"encoder {blocks}×MHA d={d} (64 tokens)": (lambda: encoder(blocks, d, heads=heads, seq=64, vocab=17),
+                                                        "tokens"),
+            "CNN 32-64-128": (_cnn, "cnn")}
+
+
+def _warm_best(ctx: BenchContext, label: str, build: Callable[[], keras.Model], w: _Warmup,
+               data: tuple[Any, ...]) -> dict[str, tuple[float, float]]:
+    """(final training-set loss, rate) of each optimizer at its best rate of the grid."""
+    x, y, weights, batches = data
+    best: dict[str, tuple[float, float]] = {}
+    for name, rates in w.grids.items():
+        for rate in rates:
+            ctx.log(f"    {label}: {name}, peak rate {rate:g}")
+            trainer = _Trainer(build, weights, lambda n=name, r=rate: MOMENTUM_OPTIMIZERS[n](_warm_schedule(r, w)))
+            for bx, by in batches:
+                trainer.step(bx, by)
+            final = trainer.loss(x, y)
+            final = final if np.isfinite(final) else float("inf")
+            if name not in best or final < best[name][0]:
+                best[name] = (final, rate)
+    return best
+
+
+def _momentum_loss(ctx: BenchContext, x8: np.ndarray, y: np.ndarray, w: _Warmup) -> tuple[list[dict[str, Any]], dict]:
+    """Rows of the final loss over Adam's, and the best (loss, rate) by model and optimizer."""
+    rows, best = [], {}
+    for label, (build, kind) in _warm_cases(w).items():
+        x = _tokens(x8) if kind == "tokens" else _inputs(kind, x8)
+        keras.utils.set_random_seed(ctx.seed)
+        weights = build().get_weights()
+        data = (x, y, weights, _batches(x, y, w.steps, w.batch, ctx.seed))
+        best[label] = _warm_best(ctx, label, build, w, data)
+        finals = {n: [b[0]] for n, b in best[label].items()}
+        metric = f"final loss after {w.steps} steps ({w.warmup} warm-up), best rate of each, {label}"
+        rows += [ratio_row(metric, finals, "Adam", name, unit="",
+                           **({"goal": "≤ 1.05", "goal_met": lambda r: r <= 1.05} if name == BF16_ADAFACTOR else {}))
+                 for name in MOMENTUM_OPTIMIZERS if name != "Adam"]
+    return rows, best
+
+
+def _momentum_tables(state: Table, best: dict, w: _Warmup) -> list[str]:
+    names = list(MOMENTUM_OPTIMIZERS)
+    head = ["| model | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    lines = ["**Optimizer state / Adam's on keras.applications models and the MHA encoder**", "", *head]
+    lines += [f"| {label} | " + " | ".join(f"{r[n]:.4f}" for n in names) + " |" for label, r in state.items()]
+    loss = [f"**Training-set loss after {w.steps} steps ({w.warmup} warm-up, cosine decay), best peak rate of "
+            "each (in brackets)**", "", *head]
+    loss += [f"| {label} | " + " | ".join(f"{b[n][0]:.4f} ({b[n][1]:g})" for n in names) + " |"
+             for label, b in best.items()]
+    return ["\n".join(lines), "\n".join(loss)]
+
+
+def _momentum_notes(state: Table, best: dict, w: _Warmup) -> list[str]:
+    """Sentences computed from the two tables."""
+    bf16, f32 = BF16_ADAFACTOR, "Adafactor (β₁ 0.9, float32)"
+    saving = ", ".join(f"{label} {r[f32]:.3f}× → {r[bf16]:.3f}×" for label, r in state.items())
+    loss = ", ".join(f"{label} {b[bf16][0] / b['Adam'][0]:.3f}× (float32 momentum {b[f32][0] / b['Adam'][0]:.3f}×)"
+                     for label, b in best.items())
+    grids = "; ".join(f"{n}: {', '.join(f'{r:g}' for r in rates)}" for n, rates in w.grids.items())
+    return [
+        f"bfloat16 momentum halves the momentum slot: Adafactor with β₁ = 0.9 keeps (float32 → bfloat16) {saving} "
+        f"of Adam's state. Its {w.steps}-step loss / Adam's: {loss}.",
+        f"Loss runs: batch {w.batch}, same initial weights and batches for every optimizer, peak rates {grids}. "
+        f"The encoder trains at {w.encoder[0]} blocks of d={w.encoder[1]} for these runs (the same builder as the "
+        "6-block state row; a 6-block step is ~10× slower on 2 CPU cores).",
+    ]
+
+
+def _momentum(ctx: BenchContext, x8: np.ndarray, y: np.ndarray) -> tuple[list[dict[str, Any]], list[str], list[str]]:
+    """The momentum comparison: rows, tables and notes."""
+    w = _Warmup.of(ctx.quick)
+    state_rows, state = _momentum_state(ctx)
+    loss_rows, best = _momentum_loss(ctx, x8, y, w)
+    return state_rows + loss_rows, _momentum_tables(state, best, w), _momentum_notes(state, best, w)
+
+
 @benchmark(
     "optimizers",
     "optimizer state / Adam (goal ≤ 0.01 for Adafactor and SM3 on MLP and Transformer), "
@@ -391,9 +567,10 @@ def run(ctx: BenchContext) -> BenchResult:
     keras.utils.set_random_seed(ctx.seed)
     x8, y = digit_images()
     measured = {case.label: _measure(ctx, case, x8, y, settings) for case in _cases(settings)}
+    momentum_rows, momentum_tables, momentum_notes = _momentum(ctx, x8, y)
     return BenchResult(
-        rows=[row for c in measured.values() for row in c["rows"]],
-        tables=_tables(measured, settings),
+        rows=[row for c in measured.values() for row in c["rows"]] + momentum_rows,
+        tables=_tables(measured, settings) + momentum_tables,
         plots=[_plot_state(ctx, measured), _plot_curves(ctx, measured)],
-        notes=_notes(measured, settings),
+        notes=_notes(measured, settings) + momentum_notes,
     )
