@@ -149,7 +149,43 @@ def _graph(model: Any) -> _Graph:
     graph = _Graph()
     graph.inputs = [graph.new_key(t) for t in fn.inputs]
     graph.outputs = _add(graph, fn, graph.inputs, "")
+    graph.steps = _schedule(graph.steps, graph.inputs)
     return graph
+
+
+def _schedule(steps: list[_Step], inputs: list[int]) -> list[_Step]:
+    """The steps in a topological order that runs a branch as soon as it can run, nearest
+    to its end first (Kahn's algorithm, smallest distance to a sink first).
+
+    Keras' own order (by depth) puts every output last, so a side output taken from the
+    middle (an auxiliary head) would keep its input alive to the end and hide every cut
+    point after it; here the auxiliary head runs as soon as its input exists.
+    """
+    import heapq
+
+    readers: dict[int, list[int]] = {}
+    for i, step in enumerate(steps):
+        for k in set(step.reads.values()):
+            readers.setdefault(k, []).append(i)
+    depth = [0] * len(steps)
+    for i in range(len(steps) - 1, -1, -1):  # the given order is topological
+        after = [j for k in steps[i].writes for j in readers.get(k, ())]
+        depth[i] = 1 + max((depth[j] for j in after), default=-1)
+    waiting = [len(set(step.reads.values()) - set(inputs)) for step in steps]
+    ready = [(depth[i], i) for i in range(len(steps)) if waiting[i] == 0]
+    heapq.heapify(ready)
+    order: list[_Step] = []
+    while ready:
+        _, i = heapq.heappop(ready)
+        order.append(steps[i])
+        for k in steps[i].writes:
+            for j in readers.get(k, ()):
+                waiting[j] -= 1
+                if waiting[j] == 0:
+                    heapq.heappush(ready, (depth[j], j))
+    if len(order) != len(steps):  # pragma: no cover - a Keras graph has no cycles
+        raise RuntimeError("remat.apply: the model's graph could not be ordered.")
+    return order
 
 
 # ---------------------------------------------------------------- sizes and cut points
@@ -290,34 +326,103 @@ class Plan:
         plain: names of the layers and operations left outside every segment.
         cut_points: names of the nodes after which the graph has a cut point.
         activation_bytes: estimated activation bytes per example of the plain model.
-        planned_bytes: the same estimate with the segments recomputed (the kept
-            boundaries, the plain steps and the largest segment while it is recomputed).
+        batch_size: the batch size the two estimates below are for; ``None`` when the
+            model's batch dimension is not fixed and none was given: then they are per
+            example and leave the weight gradients out.
+        plain_bytes: estimated peak bytes of a training step of the plain model
+            (activations, and the weight gradients as the backward pass makes them).
+        planned_bytes: the same estimate with the segments recomputed.
     """
 
     segments: list[list[str]]
     plain: list[str]
     cut_points: list[str]
     activation_bytes: int
+    batch_size: int | None
+    plain_bytes: int
     planned_bytes: int
     groups: list[tuple[int, int, bool]] = field(repr=False, default_factory=list)
 
 
-def _estimate(graph: _Graph, live: _Liveness, groups: list[tuple[int, int, bool]],
-              step_bytes: list[int]) -> int:
-    """Kept bytes per example: plain steps whole, recomputed segments by their boundary
-    outputs, plus the largest recomputed segment (live while it is recomputed)."""
-    kept, largest = 0, 0
+@dataclass
+class _Costs:
+    act: list[float]  # activation bytes of each step, for the batch
+    grad: list[float]  # bytes of the gradients of the weights each step owns
+    batch: int
+
+
+def _costs(graph: _Graph, batch: int | None) -> _Costs:
+    act = [float(_step_bytes(s, graph.specs)) * (batch or 1) for s in graph.steps]
+    grad, seen = [], set()
+    for step in graph.steps:
+        size = 0
+        if batch is not None:
+            for v in getattr(step.operation, "trainable_weights", None) or []:
+                if id(v) not in seen:
+                    seen.add(id(v))
+                    size += math.prod(int(d) for d in v.shape) * _ITEMSIZE.get(str(v.dtype), 4)
+        grad.append(float(size))
+    return _Costs(act, grad, batch or 1)
+
+
+def _peak(graph: _Graph, live: _Liveness, groups: list[tuple[int, int, bool]], costs: _Costs) -> float:
+    """Estimated peak bytes of the backward pass, taken group by group from the last.
+
+    While group g's gradient is taken, these are live: what the groups before it keep
+    (a recomputed group its boundary outputs, a plain one all its activations), g's own
+    activations (kept, or recomputed now) and the weight gradients of g and of every group
+    after it (they are all returned at the end of the step).
+    """
+    kept, peak = 0.0, 0.0
+    grads_after = sum(costs.grad)
     for start, end, recompute in groups:
-        inside = sum(step_bytes[start:end + 1])
-        if not recompute:
+        inside = sum(costs.act[start:end + 1])
+        peak = max(peak, kept + inside + grads_after)
+        grads_after -= sum(costs.grad[start:end + 1])
+        if recompute:
+            kept += costs.batch * sum(
+                _tensor_bytes(graph.specs[k]) for k in _group_outputs(graph, live, start, end)
+            )
+        else:
             kept += inside
-            continue
-        kept += sum(
-            _tensor_bytes(graph.specs[k])
-            for k in _group_outputs(graph, live, start, end)
-        )
-        largest = max(largest, inside)
-    return kept + largest
+    return peak
+
+
+def _best_groups(pieces: list[tuple[int, int]], costs: _Costs, count: int) -> list[tuple[int, int, bool]]:
+    """``count`` recomputed groups of pieces and a plain tail with the smallest estimated
+    peak: the largest over groups of (its activations + the weight gradients from it to
+    the end), found by dynamic programming over the cut points (boundaries, a small term,
+    are left to :func:`_peak`). With the gradients known, early groups come out smaller:
+    they are recomputed when nearly every gradient already exists."""
+    n = len(pieces)
+    pa, pw = [0.0], [0.0]
+    for a, b in pieces:
+        pa.append(pa[-1] + sum(costs.act[a:b + 1]))
+        pw.append(pw[-1] + sum(costs.grad[a:b + 1]))
+
+    def cost(s: int, e: int) -> float:  # pieces s..e as one group
+        return pa[e + 1] - pa[s] + pw[n] - pw[s]
+
+    inf = float("inf")
+    # best[j][e]: smallest peak of j groups covering pieces 0..e; start[j][e]: its last group's start
+    best = [[inf] * n for _ in range(count + 1)]
+    start = [[0] * n for _ in range(count + 1)]
+    for e in range(n):
+        best[1][e] = cost(0, e)
+    for j in range(2, count + 1):
+        for e in range(j - 1, n):
+            for s in range(j - 1, e + 1):
+                value = max(best[j - 1][s - 1], cost(s, e))
+                if value < best[j][e]:
+                    best[j][e], start[j][e] = value, s
+    tail = min(range(count, n), key=lambda t: (max(best[count][t - 1], cost(t, n - 1)), t))
+    groups = [(pieces[tail][0], pieces[-1][1], False)]
+    e = tail - 1
+    for j in range(count, 0, -1):
+        s = start[j][e] if j > 1 else 0
+        groups.insert(0, (pieces[s][0], pieces[e][1], True))
+        e = s - 1
+    return groups
 
 
 def _group_inputs(graph: _Graph, live: _Liveness, start: int, end: int) -> list[int]:
@@ -337,26 +442,14 @@ def _group_outputs(graph: _Graph, live: _Liveness, start: int, end: int) -> list
     ]
 
 
-def _groups_from_starts(pieces: list[tuple[int, int]], starts: list[int]) -> list[tuple[int, int, bool]]:
-    ends = starts[1:] + [len(pieces)]
-    return [(pieces[a][0], pieces[b - 1][1], True) for a, b in zip(starts, ends)]
-
-
-def _with_plain_tail(groups: list[tuple[int, int, bool]]) -> list[tuple[int, int, bool]]:
-    *head, (start, end, _) = groups
-    return [*head, (start, end, False)]
-
-
-def _batch(model_inputs: Sequence[Any], batch_size: int | None) -> int:
+def _batch(model_inputs: Sequence[Any], batch_size: Any) -> int | None:
+    """``batch_size`` checked, else the model's fixed batch dimension, else None."""
     if batch_size is not None:
         return check.integer("batch_size", batch_size, low=1)
     dims = {t.shape[0] for t in model_inputs if len(t.shape)}
     if len(dims) == 1 and None not in dims:
         return int(dims.pop())
-    raise ValueError(
-        "budget_bytes needs batch_size: the model's batch dimension is not fixed "
-        f"(input shapes {[tuple(t.shape) for t in model_inputs]}); pass batch_size=N."
-    )
+    return None
 
 
 def _make_plan(
@@ -364,12 +457,13 @@ def _make_plan(
     budget_bytes: Any, batch_size: Any,
 ) -> Plan:
     steps = graph.steps
-    step_bytes = [_step_bytes(s, graph.specs) for s in steps]
+    batch = _batch([graph.specs[k] for k in graph.inputs], batch_size)
+    costs = _costs(graph, batch)
     cuts = _cut_points(graph, live)
     starts = [0] + [c + 1 for c in cuts]
-    pieces = list(zip(starts, [c for c in cuts] + [len(steps) - 1]))
-    piece_bytes = [float(sum(step_bytes[a:b + 1])) or 1.0 for a, b in pieces]
+    pieces = list(zip(starts, [*cuts, len(steps) - 1]))
     n = len(pieces)
+    everything = [(0, len(steps) - 1, False)]
     if budget_bytes is not None:
         if not (isinstance(policy, str) and policy == "sqrt"):
             raise ValueError(
@@ -377,22 +471,24 @@ def _make_plan(
                 f"budget_bytes={budget_bytes!r}."
             )
         budget = check.positive("budget_bytes", budget_bytes)
-        batch = _batch(graph_inputs(graph), batch_size)
-        candidates = [[(0, len(steps) - 1, False)]] + [
-            _with_plain_tail(_groups_from_starts(pieces, balanced_cuts(piece_bytes, k + 1)))
-            for k in range(1, n)
-        ]
-        estimates = [_estimate(graph, live, g, step_bytes) * batch for g in candidates]
-        # candidates come in order of more recomputation (the plain tail shrinks): the
-        # first that fits recomputes least
+        if batch is None:
+            raise ValueError(
+                "budget_bytes needs batch_size: the model's batch dimension is not fixed "
+                f"(input shapes {[tuple(graph.specs[k].shape) for k in graph.inputs]}); "
+                "pass batch_size=N."
+            )
+        candidates = [everything] + [_best_groups(pieces, costs, k) for k in range(1, n)]
+        estimates = [_peak(graph, live, g, costs) for g in candidates]
+        recomputed = [sum(sum(costs.act[a:b + 1]) for a, b, r in g if r) for g in candidates]
         fitting = [i for i, e in enumerate(estimates) if e <= budget]
         if not fitting:
             raise ValueError(
                 f"budget_bytes={budget_bytes!r} is below what recomputation can reach for model "
                 f"{model.name!r} at batch size {batch}: the smallest estimate is "
-                f"{min(estimates)} bytes of activations ({n} pieces between cut points)."
+                f"{int(min(estimates))} bytes ({n} pieces between cut points)."
             )
-        groups = candidates[fitting[0]]
+        # the fewest recomputations: the least activation bytes run twice
+        groups = candidates[min(fitting, key=lambda i: (recomputed[i], estimates[i]))]
     elif isinstance(policy, (list, tuple)):
         groups = _groups_after_names(model, steps, policy)
     else:
@@ -416,21 +512,17 @@ def _make_plan(
                 f"{n} pieces between its cut points, so at most {n - 1} (the last group "
                 "stays plain)."
             )
-        groups = _with_plain_tail(
-            _groups_from_starts(pieces, balanced_cuts(piece_bytes, count + 1))
-        )
+        groups = _best_groups(pieces, costs, count)
     return Plan(
         segments=[[s.path for s in steps[a:b + 1]] for a, b, r in groups if r],
         plain=[s.path for a, b, r in groups if not r for s in steps[a:b + 1]],
         cut_points=[steps[c].path for c in cuts],
-        activation_bytes=int(sum(step_bytes)),
-        planned_bytes=int(_estimate(graph, live, groups, step_bytes)),
+        activation_bytes=int(sum(costs.act) / costs.batch),
+        batch_size=batch,
+        plain_bytes=int(_peak(graph, live, everything, costs)),
+        planned_bytes=int(_peak(graph, live, groups, costs)),
         groups=groups,
     )
-
-
-def graph_inputs(graph: _Graph) -> list[Any]:
-    return [graph.specs[k] for k in graph.inputs]
 
 
 def _groups_after_names(model: keras.Model, steps: list[_Step], names: Sequence[str]) -> list[tuple[int, int, bool]]:
@@ -558,10 +650,13 @@ def apply(
             of near-equal activation bytes; an int — that many recomputed segments; a list
             of layer names — cut after each named layer (a segment ends there; the steps
             after the last name stay plain). In every case the last group stays plain.
-        budget_bytes: int. Instead of a policy: the fewest recomputations whose estimated
-            activation bytes (for ``batch_size`` examples) fit in this budget.
-        batch_size: int. Batch size for ``budget_bytes`` when the model's batch dimension
-            is not fixed.
+        budget_bytes: int. Instead of a policy: the fewest recomputations (the least
+            activation bytes run twice) whose estimated peak (activations and weight
+            gradients of a training step of ``batch_size`` examples) fits in this budget.
+        batch_size: int. The training batch size, when the model's batch dimension is not
+            fixed: needed for ``budget_bytes``; with it the segments are also placed
+            knowing the weight gradients (see :class:`Plan`), without it by activation
+            bytes alone.
 
     Returns:
         A new functional keras.Model with the same name, inputs and outputs.

@@ -19,7 +19,9 @@ from tenfold.remat import apply, peak_memory, plan
 
 def resnet50():
     keras.utils.set_random_seed(0)
-    model = keras.applications.ResNet50(weights=None, input_shape=(64, 64, 3), classes=10)
+    model = keras.applications.ResNet50(
+        weights=None, input_shape=(64, 64, 3), classes=10, classifier_activation=None
+    )
     x = np.random.default_rng(0).uniform(0, 255, size=(16, 64, 64, 3)).astype("float32")
     return model, x, np.arange(16) % 10
 
@@ -57,7 +59,7 @@ def measure(name, jit=False, policies=("sqrt",), rounds=9):
     x, y = tf.constant(x), tf.constant(y)
     steps = {"plain": step_fn(model, jit)}
     for policy in policies:
-        steps[str(policy)] = step_fn(apply(model, policy), jit)
+        steps[str(policy)] = step_fn(apply(model, policy, batch_size=int(x.shape[0])), jit)
     for step in steps.values():
         step(x, y)
     memory = {k: int(np.median([peak_memory(s, x, y) for _ in range(3)])) for k, s in steps.items()}
@@ -65,13 +67,15 @@ def measure(name, jit=False, policies=("sqrt",), rounds=9):
     for _ in range(rounds):
         for k, s in steps.items():
             start = time.perf_counter()
-            keras.tree.map_structure(lambda g: g.numpy(), s(x, y))
+            for g in s(x, y):
+                getattr(g, "values", g).numpy()
             times[k].append(time.perf_counter() - start)
     row = {"model": name, "xla": jit, "batch": int(x.shape[0])}
     for policy in policies:
-        p = plan(model, policy)
+        p = plan(model, policy, batch_size=int(x.shape[0]))
         row[str(policy)] = {
             "segments": len(p.segments),
+            "estimate_ratio": p.planned_bytes / p.plain_bytes,
             "peak_ratio": memory[str(policy)] / memory["plain"],
             "time_ratio": float(np.median(times[str(policy)]) / np.median(times["plain"])),
         }
