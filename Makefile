@@ -15,6 +15,9 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[cpu,dev]"
+	# KerasHub backbones for the your-model tests and `tenfold bench models`; --no-deps because
+	# its tensorflow-text requirement pulls the full tensorflow next to tensorflow-cpu
+	$(PY) -m pip install -q --no-deps keras-hub regex rich kagglehub kagglesdk==0.1.28 sentencepiece tokenizers tqdm
 	touch $(STAMP)
 
 run: $(STAMP)
