@@ -9,6 +9,7 @@ above ``--tolerance`` (nothing is written then), 2 on bad input.
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any, Optional
 
@@ -44,7 +45,13 @@ def load_model(model_path: Path) -> keras.Model:
         raise FileNotFoundError(f"model file {str(model_path)!r} does not exist.")
     if model_path.suffix != ".keras":
         raise ValueError(f"MODEL must be a .keras file, received {str(model_path)!r}.")
-    return keras.saving.load_model(model_path, safe_mode=True)
+    if not zipfile.is_zipfile(model_path):
+        raise ValueError(f"model file {str(model_path)!r} is not a .keras archive (truncated, "
+                         "or not written by model.save).")
+    try:
+        return keras.saving.load_model(model_path, safe_mode=True)
+    except Exception as err:  # noqa: BLE001 - any failure of a damaged archive: one message
+        raise ValueError(f"model file {str(model_path)!r} cannot be loaded: {err}") from None
 
 
 def deploy_file(

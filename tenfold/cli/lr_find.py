@@ -96,7 +96,7 @@ def lr_find_command(
         resolved = sweep_recipe(load_recipe(recipe, set_), steps=steps, min_lr=min_lr, max_lr=max_lr)
         target = out or Path("runs") / f"{resolved.name}-lr-find"
         _, result = range_test_run(resolved, target)
-    except RecipeError as err:
+    except (RecipeError, ImportError) as err:
         fail(str(err))
     write_range_test(result, target, title=f"LR range test: {resolved.name}")
     low, high = result.initial_learning_rate, result.maximal_learning_rate

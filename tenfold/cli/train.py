@@ -7,7 +7,8 @@ from typing import Optional
 
 import typer
 
-from tenfold.cli._errors import INTERRUPTED, fail
+from tenfold.cli._errors import INTERRUPTED, NON_FINITE, fail, os_message
+from tenfold.train.callbacks import NonFiniteTraining
 from tenfold.train.recipe import RecipeError, load_recipe
 from tenfold.train.run import run
 
@@ -26,11 +27,17 @@ def train_command(
         "An unfinished run of the same recipe always resumes."),
 ) -> None:
     """Train a recipe and write a run directory with report, plots and models."""
+    target = out
     try:
         resolved = load_recipe(recipe, set_)
-        run(resolved, out or Path("runs") / resolved.name, force=force)
-    except RecipeError as err:
+        target = out or Path("runs") / resolved.name
+        run(resolved, target, force=force)
+    except (RecipeError, ImportError) as err:  # ImportError: TensorFlow missing, says the extra
         fail(str(err))
+    except OSError as err:  # read-only --out, full disk
+        fail(os_message(err, target))
+    except NonFiniteTraining as err:
+        fail(str(err), NON_FINITE)
     except KeyboardInterrupt:
         typer.echo(
             "\ninterrupted: the last finished epoch is checkpointed; run the same command "

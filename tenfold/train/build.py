@@ -18,6 +18,7 @@ from typing import Any
 import keras
 
 from tenfold import precision
+from tenfold.callbacks.lr_finder import LRFinderResult
 from tenfold.data import Echo
 from tenfold.precision import PrecisionReport
 from tenfold.train import callbacks, data, model, optimization
@@ -43,6 +44,8 @@ class Run:
         fit_kwargs: extra ``model.fit`` arguments (``steps_per_epoch`` for progressive
             re-sampling).
         notes: lines for the report.
+        range_test: the LR range test run by ``schedule.bounds: from_lr_find`` (to be
+            written into the run directory), None when none ran.
     """
 
     recipe: Recipe
@@ -57,6 +60,7 @@ class Run:
     precision: PrecisionReport
     fit_kwargs: dict[str, Any]
     notes: tuple[str, ...]
+    range_test: LRFinderResult | None = None
 
 
 def precision_note(chosen: PrecisionReport) -> str:
@@ -66,11 +70,15 @@ def precision_note(chosen: PrecisionReport) -> str:
             f"{'on' if chosen.xla else 'off'} ({chosen.xla_reason}){layers}")
 
 
-def build(recipe: Recipe, out: Path, log: Callable[[str], None] = print) -> Run:
+def build(
+    recipe: Recipe, out: Path, log: Callable[[str], None] = print, *, resume: bool = False
+) -> Run:
     """Data, model, optimizer, loss and callbacks of ``recipe``, compiled and ready to fit.
 
-    ``out``: the run directory (the LR range test of ``schedule.bounds: from_lr_find``
-    caches its result in ``out/plots``). Sets the global seed and dtype policy.
+    ``out``: the run directory. Nothing is written there: a run that cannot be built leaves
+    nothing on disk. ``resume``: reuse the LR range test an interrupted run in ``out``
+    recorded (``plots/lr_find.json``). Sets the global seed and dtype policy; an argument the
+    library refuses is a RecipeError naming the recipe section.
     """
     keras.utils.set_random_seed(recipe.seed)
     d, epochs = recipe.data, recipe.train.epochs
@@ -84,9 +92,9 @@ def build(recipe: Recipe, out: Path, log: Callable[[str], None] = print) -> Run:
     def train_dataset(echo: Echo | None) -> Any:
         return data.train_dataset(d, run_data, echo, seed=recipe.seed, epochs=epochs)
 
-    found, range_notes = optimization.found_bounds(  # its own pipeline and echo counter
+    found, range_notes, tested = optimization.found_bounds(  # its own pipeline and echo counter
         recipe, net, lambda: train_dataset(data.build_echo(d, seed=recipe.seed)),
-        run_data.class_counts, Path(out) / "plots", log)
+        run_data.class_counts, Path(out) / "plots" if resume else None, log)
     echo = data.build_echo(d, seed=recipe.seed)
     train_data = train_dataset(echo)
     schedule = optimization.build_schedule(
@@ -106,5 +114,5 @@ def build(recipe: Recipe, out: Path, log: Callable[[str], None] = print) -> Run:
         recipe=recipe, out=Path(out), data=run_data, model=net, train_data=train_data,
         validation_data=data.eval_dataset(d, run_data.splits.x_val, run_data.splits.y_val),
         steps_per_epoch=steps, echo=echo, callbacks=tuple(technique), precision=chosen,
-        fit_kwargs=data.fit_kwargs(d, steps), notes=notes,
+        fit_kwargs=data.fit_kwargs(d, steps), notes=notes, range_test=tested,
     )

@@ -6,11 +6,15 @@ TensorBoard); :func:`technique_callbacks` adds the techniques' own (``schedule.c
 
 The run-directory callbacks are epoch-only and marked ``async_safe``: Keras' own versions
 define per-batch hooks, and any per-batch hook makes ``fit`` wait for every step's logs
-(see the ``trainer-overhead`` benchmark).
+(see the ``trainer-overhead`` benchmark). TensorBoard logs are written when the
+``tensorboard`` package is installed (it is not a dependency: ``tensorflow-cpu`` does not
+pull it in); without it the report says they were skipped and how to get them.
 """
 
 from __future__ import annotations
 
+import importlib.util
+import math
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +24,7 @@ import numpy as np
 from tenfold.callbacks import CycleMomentum, DeferredReweighting
 from tenfold.callbacks.cycle_momentum import innermost_optimizer
 from tenfold.data import Echo
+from tenfold.train.checkpoints import Checkpoint, EpochCheckpoint
 from tenfold.train.files import read_csv, write_csv_atomic
 from tenfold.train.recipe import DRWConfig, RecipeError, ScheduleConfig
 
@@ -55,16 +60,32 @@ class HistoryCSV(keras.callbacks.Callback):
         )
 
 
-class EpochBackupAndRestore(keras.callbacks.BackupAndRestore):
-    """``BackupAndRestore`` that checkpoints per epoch only (no per-batch hook)."""
+class NonFiniteTraining(RuntimeError):
+    """The loss or a weight became NaN or infinite in ``epoch`` (1-based)."""
+
+    def __init__(self, epoch: int, what: str, message: str | None = None) -> None:
+        super().__init__(message or f"{what} became non-finite in epoch {epoch}")
+        self.epoch = epoch
+        self.what = what
+
+
+class NonFiniteGuard(keras.callbacks.Callback):
+    """Stops training at the end of an epoch whose loss or weights are not finite.
+
+    Placed before the checkpoint callback, so a non-finite epoch is never checkpointed.
+    Epoch-only (a per-batch check would make ``fit`` wait for every step).
+    """
 
     async_safe = True
 
-    def __init__(self, backup_dir: str) -> None:
-        super().__init__(backup_dir, save_freq="epoch", double_checkpoint=True)
-
-    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
-        pass
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        for key in ("loss", "val_loss"):
+            value = (logs or {}).get(key)
+            if value is not None and not math.isfinite(float(np.asarray(value))):
+                raise NonFiniteTraining(epoch + 1, f"the {key.replace('_', ' ')} ({float(np.asarray(value))})")
+        for weight in self.model.weights:
+            if not np.all(np.isfinite(keras.ops.convert_to_numpy(weight))):
+                raise NonFiniteTraining(epoch + 1, f"the weight {weight.path}")
 
 
 class EpochTensorBoard(keras.callbacks.TensorBoard):
@@ -82,13 +103,31 @@ class EpochTensorBoard(keras.callbacks.TensorBoard):
         pass
 
 
-def run_callbacks(out: Path) -> list[keras.callbacks.Callback]:
-    """Checkpoint, history and TensorBoard callbacks writing into run directory ``out``."""
-    return [
-        EpochBackupAndRestore(str(out / "checkpoints")),
+def tensorboard_available() -> bool:
+    """Whether the ``tensorboard`` package (needed by Keras' TensorBoard callback) is installed."""
+    return importlib.util.find_spec("tensorboard") is not None
+
+
+def logging_notes() -> list[str]:
+    """The report's line when the TensorBoard logs were skipped."""
+    if tensorboard_available():
+        return []
+    return ["TensorBoard logs skipped: the tensorboard package is not installed "
+            "(`pip install tensorboard`, or `pip install tenfold[cpu]`); history.csv has the same numbers."]
+
+
+def run_callbacks(
+    out: Path, recipe_yaml: str, resume: Checkpoint | None
+) -> list[keras.callbacks.Callback]:
+    """Non-finite check, checkpoint, history and TensorBoard callbacks writing into ``out``."""
+    listed: list[keras.callbacks.Callback] = [
+        NonFiniteGuard(),
+        EpochCheckpoint(out / "checkpoints", recipe_yaml, resume),
         HistoryCSV(out / "history.csv"),
-        EpochTensorBoard(str(out / "tensorboard")),
     ]
+    if tensorboard_available():
+        listed.append(EpochTensorBoard(str(out / "tensorboard")))
+    return listed
 
 
 def cycle_momentum(s: ScheduleConfig, optimizer: keras.optimizers.Optimizer) -> list[keras.callbacks.Callback]:
@@ -128,8 +167,9 @@ def technique_callbacks(
 
 
 def fit_callbacks(
-    out: Path, echo: Echo | None, technique: tuple[keras.callbacks.Callback, ...]
+    out: Path, recipe_yaml: str, resume: Checkpoint | None, echo: Echo | None,
+    technique: tuple[keras.callbacks.Callback, ...],
 ) -> list[keras.callbacks.Callback]:
     """All callbacks of ``fit``: the echo counter first (so ``history.csv`` logs its count),
     then the run directory's, then the techniques'."""
-    return [*fresh_examples(echo), *run_callbacks(out), *technique]
+    return [*fresh_examples(echo), *run_callbacks(out, recipe_yaml, resume), *technique]

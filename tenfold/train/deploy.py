@@ -19,6 +19,7 @@ import numpy as np
 
 from tenfold import reparam
 from tenfold.train.build import Run
+from tenfold.train.evaluate import predict_logits
 from tenfold.train.files import write_json_atomic
 
 FACTS_FILE = "deploy.json"
@@ -28,10 +29,6 @@ class DeployMismatch(RuntimeError):
     """The fused model differs from the original by more than the tolerance."""
 
 
-def _logits(model: keras.Model, x: np.ndarray) -> np.ndarray:
-    return np.asarray(model.predict(x, batch_size=256, verbose=0), dtype="float64")
-
-
 def compare(
     model: keras.Model, fused: keras.Model, x: np.ndarray, *, logits: np.ndarray | None = None
 ) -> dict[str, Any]:
@@ -39,8 +36,8 @@ def compare(
 
     ``logits``: ``model``'s outputs on ``x`` when already predicted.
     """
-    reference = _logits(model, x) if logits is None else np.asarray(logits, dtype="float64")
-    candidate = _logits(fused, x)
+    reference = predict_logits(model, x) if logits is None else np.asarray(logits, dtype="float64")
+    candidate = predict_logits(fused, x)
     if not len(reference):
         return {"max_abs_difference": 0.0, "max_relative_difference": 0.0, "prediction_agreement": 1.0}
     diff = float(np.max(np.abs(reference - candidate)))
@@ -121,9 +118,9 @@ def describe(facts: dict[str, Any]) -> list[str]:
     return lines
 
 
-def deploy_trained(run: Run, test_logits: np.ndarray) -> tuple[dict[str, Any], list[str]]:
+def deploy_trained(run: Run, test_logits: np.ndarray | None) -> tuple[dict[str, Any], list[str]]:
     """``model.keras`` of the run, and ``deploy/`` with the fused model checked on the test
-    split (``test_logits``: the trained model's, from evaluation)."""
+    split (``test_logits``: the trained model's, from evaluation; None: predicted here)."""
     run.model.save(run.out / "model.keras")
     x = run.data.splits.x_test
     facts = deploy(run.model, x, run.out / "deploy", checked_on=f"test split ({len(x)} examples)",

@@ -17,7 +17,12 @@ from tenfold.train.recipe import ModelConfig, RecipeError
 
 def build_model(m: ModelConfig, input_shape: tuple[int, ...], num_classes: int) -> keras.Model:
     """The model of ``m`` for inputs of ``input_shape`` and ``num_classes`` logits."""
-    model = _network(m, input_shape, num_classes)
+    try:
+        model = _network(m, input_shape, num_classes)
+    except RecipeError:
+        raise
+    except (TypeError, ValueError) as err:  # what the recipe schema could not check
+        raise RecipeError(f"model: {err}") from err
     if m.head == "normed":
         model = normed_head(model)
     if m.remat is not None:

@@ -184,25 +184,24 @@ def write_range_test(result: LRFinderResult, out: Path, *, title: str = "LR rang
 
 def found_bounds(
     recipe: Recipe, model: keras.Model, dataset: Callable[[], Any], class_counts: list[int],
-    plots: Path, log: Callable[[str], None],
-) -> tuple[tuple[float, float] | None, list[str]]:
-    """For ``schedule.bounds: from_lr_find``: the suggested ``(low, high)`` and a note; else
-    ``(None, [])``.
+    cached: Path | None, log: Callable[[str], None],
+) -> tuple[tuple[float, float] | None, list[str], LRFinderResult | None]:
+    """For ``schedule.bounds: from_lr_find``: the suggested ``(low, high)``, a note and the
+    range test run (None when read from ``cached``); else ``(None, [], None)``.
 
     ``dataset`` makes a training dataset of its own for the sweep (so the training one
-    starts fresh). Runs the range test once per run directory (``plots/lr_find.json`` holds
-    the result, so a resumed run keeps its schedule).
+    starts fresh). ``cached``: the ``plots/`` folder of an interrupted run, whose
+    ``lr_find.json`` a resumed run reuses (so it keeps its schedule).
     """
     if recipe.schedule.bounds != "from_lr_find":
-        return None, []
-    cache = plots / RANGE_TEST_FILE
-    if cache.exists():
-        summary = json.loads(cache.read_text(encoding="utf-8"))
+        return None, [], None
+    result = None
+    if cached is not None and (cached / RANGE_TEST_FILE).exists():
+        summary = json.loads((cached / RANGE_TEST_FILE).read_text(encoding="utf-8"))
     else:
         log(f"schedule.bounds: from_lr_find — running the LR range test "
             f"({recipe.schedule.lr_find_steps} steps)")
         result = range_test(recipe, model, dataset(), class_counts)
-        write_range_test(result, plots, title=f"LR range test: {recipe.name}")
         summary = result.summary()
     low, high = summary["initial_learning_rate"], summary["maximal_learning_rate"]
     if low is None or high is None:
@@ -214,4 +213,4 @@ def found_bounds(
     note = (f"LR range test: steepest descent at {summary['steepest_learning_rate']:.3g}, "
             f"minimum loss at {summary['minimum_learning_rate']:.3g}; bounds "
             f"[{low:.3g}, {high:.3g}] (plots/lr_finder.png).")
-    return (float(low), float(high)), [note]
+    return (float(low), float(high)), [note], result

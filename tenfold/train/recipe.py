@@ -8,6 +8,11 @@ validation; their values are parsed as YAML (``--set train.epochs=5``,
 
 Sections: ``data``, ``model``, ``optimizer``, ``agc``, ``schedule``, ``loss``, ``train``,
 ``evaluate``. Each technique adds its keys to its section.
+
+Everything that can be checked before training is checked at load: numbers are finite
+(``inf``/``nan`` are refused), sizes and counts are positive, names are known (activation,
+conv, norm, loss), and the model's parameter count, estimated from ``model:``, must not
+exceed ``train.max_parameters`` (raise it for a bigger model).
 """
 
 from __future__ import annotations
@@ -15,10 +20,11 @@ from __future__ import annotations
 import difflib
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+import keras
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from tenfold import registry
 
@@ -51,10 +57,13 @@ def resolve_loss_name(name: str) -> str | None:
     )
 
 
+PositiveInt = Annotated[int, Field(gt=0)]
+
+
 class Section(BaseModel):
     """Base of every recipe section: unknown keys are errors, assignments are validated."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
 
 class AugmentConfig(Section):
@@ -95,11 +104,12 @@ class DataConfig(Section):
 class ModelConfig(Section):
     name: Literal["small_resnet", "mlp"] = "small_resnet"
     width: int = Field(16, gt=0)
-    blocks: list[int] = Field(default_factory=lambda: [1, 1, 1])
+    blocks: list[PositiveInt] = Field(default_factory=lambda: [1, 1, 1], min_length=1,
+                                      description="residual blocks per stage")
     conv: str = "plain"
     norm: str = "bn"
     activation: str = "relu"
-    hidden: list[int] = Field(default_factory=lambda: [128, 128], description="MLP widths")
+    hidden: list[PositiveInt] = Field(default_factory=lambda: [128, 128], description="MLP widths")
     dropout: float = Field(0.0, ge=0.0, lt=1.0, description="MLP dropout")
     head: Literal["dense", "normed"] = Field(
         "dense", description="classifier: Dense, or NormedDense (cosine logits, for loss ldam)"
@@ -115,6 +125,27 @@ class ModelConfig(Section):
         if isinstance(value, int) and value < 1:
             raise ValueError(f"a remat segment count must be >= 1, received {value}")
         return value
+
+    @field_validator("activation")
+    @classmethod
+    def _known_activation(cls, value: str) -> str:
+        try:
+            keras.activations.get(value)
+        except (ValueError, TypeError):
+            names = sorted(n for n in dir(keras.activations) if not n.startswith("_")
+                           and n not in ("get", "serialize", "deserialize"))
+            raise ValueError(f"unknown activation {value!r};{registry.suggest(value, names)} "
+                             f"accepted: {', '.join(names)}") from None
+        return value
+
+    def parameter_estimate(self, input_size: int = 1, num_classes: int = 2) -> int:
+        """A lower bound on the parameter count (inputs of ``input_size`` values)."""
+        if self.name == "mlp":
+            sizes = [input_size, *self.hidden, num_classes]
+            return sum(a * b + b for a, b in zip(sizes, sizes[1:]))
+        widths = [self.width * 2**i for i, _ in enumerate(self.blocks)]
+        convs = sum(2 * 9 * w * w * n for w, n in zip(widths, self.blocks))
+        return convs + widths[-1] * num_classes
 
     @field_validator("conv")
     @classmethod
@@ -218,7 +249,10 @@ class PrecisionConfig(Section):
 
 
 class TrainConfig(Section):
-    epochs: int = Field(30, gt=0)
+    epochs: int = Field(30, gt=0, le=1_000_000)
+    max_parameters: int = Field(
+        100_000_000, gt=0, description="refuse a model estimated above this many parameters"
+    )
     verbose: Literal["auto", 0, 1, 2] = "auto"
 
 
@@ -244,7 +278,7 @@ class EvaluateConfig(Section):
 class Recipe(Section):
     name: str = "default"
     description: str = ""
-    seed: int = 0
+    seed: int = Field(0, ge=0, le=2**32 - 1)
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     optimizer: OptimizerConfig = OptimizerConfig()
@@ -255,6 +289,20 @@ class Recipe(Section):
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     precision: PrecisionConfig = PrecisionConfig()
+
+    @model_validator(mode="after")
+    def _model_size(self) -> Recipe:
+        m = self.model
+        estimate = m.parameter_estimate()
+        if estimate > self.train.max_parameters:
+            sizes = (f"model.hidden={m.hidden}" if m.name == "mlp"
+                     else f"model.width={m.width}, model.blocks={m.blocks}")
+            raise ValueError(
+                f"model: the {m.name} of this recipe has at least {estimate:.3g} parameters "
+                f"({sizes}), above train.max_parameters={self.train.max_parameters:.3g}; make it "
+                "smaller or raise train.max_parameters"
+            )
+        return self
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
@@ -300,7 +348,9 @@ def _format_error(err: ValidationError, source: str) -> str:
     for e in err.errors():
         loc = [str(p) for p in e["loc"]]
         key = ".".join(loc)
-        if e["type"] == "extra_forbidden":
+        if not loc:  # a check across sections: its message names the keys
+            lines.append(e["msg"].removeprefix("Value error, ") + ".")
+        elif e["type"] == "extra_forbidden":
             choices = _fields_at(loc[:-1])
             close = difflib.get_close_matches(loc[-1], choices, n=1, cutoff=0.5)
             hint = f" Did you mean {'.'.join(loc[:-1] + [close[0]])!r}?" if close else ""

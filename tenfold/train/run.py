@@ -5,9 +5,12 @@ Run directory (DESIGN.md): ``recipe.yaml`` (fully resolved), ``env.json``, ``his
 ``metrics.json``, ``report.md``, ``plots/*.png`` + ``*.csv``, and ``checkpoints/`` while a
 run is unfinished.
 
-Interruption: a checkpoint is written after every epoch; the same command on the same
-directory resumes from it and ends with the same number of epochs. ``metrics.json`` is
-written last and marks a finished run, which is never overwritten without ``force``.
+The run is built before anything is written, so bad input leaves nothing on disk. Then the
+stages run under the run directory's lock: fit (a checkpoint after every epoch) → evaluate
+→ deploy → report → ``metrics.json`` (the finished marker). Each stage after fit records
+its result in ``checkpoints/stages/``: the same command after an interruption resumes at
+the stage it was in, without retraining finished epochs. ``checkpoints/`` is removed only
+once the run is marked finished.
 """
 
 from __future__ import annotations
@@ -16,12 +19,47 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from tenfold.train import report, rundir
-from tenfold.train.build import build
+from tenfold.train import checkpoints, report, rundir
+from tenfold.train.build import Run, build
 from tenfold.train.deploy import deploy_trained
 from tenfold.train.evaluate import evaluate
 from tenfold.train.fit import fit
+from tenfold.train.optimization import write_range_test
 from tenfold.train.recipe import Recipe
+
+
+def _fit_stage(built: Run, log: Callable[[str], None], warn: Callable[[str], None]) -> list[Any]:
+    """``[facts, notes]`` of training: recorded, restored, or trained (from a checkpoint)."""
+    directory, recipe_yaml = built.out / rundir.CHECKPOINTS, built.recipe.to_yaml()
+    resume = checkpoints.latest(directory, recipe_yaml, warn)
+    done = rundir.load_stage(built.out, "fit")
+    if done is not None and resume is not None and resume.epoch == built.recipe.train.epochs:
+        log(f"training finished before the interruption: restoring epoch {resume.epoch}, "
+            "resuming after training")
+        checkpoints.restore(built.model, directory, resume)
+        return done
+    facts, notes = fit(built, resume=resume, log=log)
+    rundir.save_stage(built.out, "fit", [facts, notes])
+    return [facts, notes]
+
+
+def _after_fit(built: Run, log: Callable[[str], None], warn: Callable[[str], None]) -> dict[str, Any]:
+    out = built.out
+    facts, fit_notes = _fit_stage(built, log, warn)
+    evaluated, logits = rundir.load_stage(out, "evaluate"), None
+    if evaluated is None:
+        results, logits, notes = evaluate(built)
+        evaluated = [results, notes]
+        rundir.save_stage(out, "evaluate", evaluated)
+    deployed = rundir.load_stage(out, "deploy")
+    if deployed is None:
+        deployed = list(deploy_trained(built, None if logits is None else logits["test"]))
+        rundir.save_stage(out, "deploy", deployed)
+    notes = [*built.notes, *fit_notes, *evaluated[1], *deployed[1]]
+    metrics = report.metrics_record(built, {**facts, "deploy": deployed[0]}, evaluated[0], notes)
+    report.write_outputs(built, metrics)
+    rundir.mark_finished(out, metrics)
+    return metrics
 
 
 def run(
@@ -30,8 +68,11 @@ def run(
     *,
     force: bool = False,
     log: Callable[[str], None] = print,
+    warn: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Train ``recipe`` into run directory ``out``; returns the metrics written.
+
+    ``warn``: where warnings go (a checkpoint that could not be used); default ``log``.
 
     Example:
     >>> from tenfold.train.recipe import load_recipe
@@ -40,18 +81,16 @@ def run(
     True
     """
     out = Path(out)
-    resume_epoch = rundir.prepare_run_dir(out, recipe, force=force)
-    rundir.write_environment(out, resume_epoch=resume_epoch)
-    built = build(recipe, out, log)
-    log(f"tenfold train: recipe {recipe.name!r} → {out}  ({len(built.data.splits.y_train)} training "
-        f"examples, {built.model.count_params():,} parameters, {recipe.train.epochs} epochs)")
-    facts, fit_notes = fit(built, resume_epoch=resume_epoch, log=log)
-    results, logits, evaluate_notes = evaluate(built)
-    deployed, deploy_notes = deploy_trained(built, logits["test"])
-    notes = [*built.notes, *fit_notes, *evaluate_notes, *deploy_notes]
-    metrics = report.metrics_record(built, {**facts, "deploy": deployed}, results, notes)
-    report.write_outputs(built, metrics)
-    rundir.mark_finished(out, metrics)
+    action = rundir.check(out, recipe, force=force)  # refuse before building, write nothing
+    built = build(recipe, out, log, resume=action == "resume")
+    with rundir.claim(out, recipe, force=force) as action:
+        rundir.write_environment(out, action=action)
+        if built.range_test is not None:
+            write_range_test(built.range_test, out / "plots", title=f"LR range test: {recipe.name}")
+        log(f"tenfold train: recipe {recipe.name!r} → {out}  ({len(built.data.splits.y_train)} "
+            f"training examples, {built.model.count_params():,} parameters, "
+            f"{recipe.train.epochs} epochs)")
+        metrics = _after_fit(built, log, warn or log)
     log("\n" + report.summary_table(metrics))
     log(f"\nreport: {out / 'report.md'}")
     return metrics

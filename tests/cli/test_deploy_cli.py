@@ -47,3 +47,20 @@ def test_bad_input_exits_2(tmp_path):
     (tmp_path / "m.h5").write_text("x")
     proc = cli("deploy", str(tmp_path / "m.h5"), "-o", str(tmp_path / "o"))
     assert proc.returncode == 2 and ".keras" in proc.stderr
+
+
+def test_truncated_or_foreign_keras_file_is_one_message(tmp_path):
+    model = tenfold.models.mlp((4,), 3, hidden=[8])
+    good = tmp_path / "good.keras"
+    model.save(good)
+    truncated = tmp_path / "truncated.keras"
+    truncated.write_bytes(good.read_bytes()[: good.stat().st_size // 2])
+    (tmp_path / "text.keras").write_text("not a model")
+    for path in (truncated, tmp_path / "text.keras"):
+        proc = cli("deploy", str(path), "-o", str(tmp_path / "o"))
+        assert proc.returncode == 2, proc.stderr[-2000:]
+        errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+        assert errors == [f"error: model file {str(path)!r} is not a .keras archive (truncated, "
+                          "or not written by model.save)."]
+        assert "Traceback" not in proc.stderr and "File not found" not in proc.stderr
+    assert not (tmp_path / "o").exists()

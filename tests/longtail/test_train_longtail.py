@@ -61,7 +61,7 @@ def test_drw_switches_inside_the_trainer(tmp_path):
         def on_epoch_end(self, epoch, logs=None):
             weights_per_epoch.append(built.model.loss.class_weights.copy())
 
-    fit(dataclasses.replace(built, callbacks=(*built.callbacks, Probe())), resume_epoch=None)
+    fit(dataclasses.replace(built, callbacks=(*built.callbacks, Probe())), resume=None)
     assert np.allclose(weights_per_epoch[0], 1.0) and np.allclose(weights_per_epoch[1], 1.0)
     counts = np.asarray(built.data.class_counts, float)
     expected = (1 - 0.9999) / (1 - 0.9999**counts)

@@ -94,13 +94,13 @@ def test_kill_9_then_resume_finishes_same_epochs(tmp_path):
     args = [sys.executable, "-m", "tenfold", "train", "tiny", "--out", str(out),
             "--set", f"train.epochs={epochs}", "--set", "model.hidden=[256,256]"]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
-    meta = out / "checkpoints" / "training_metadata.json"
+    manifest = out / "checkpoints" / "manifest.json"
     deadline = time.time() + 240
     killed_at = None
     while time.time() < deadline and proc.poll() is None:
         try:
-            epoch = json.loads(meta.read_text())["epoch"]
-        except (OSError, ValueError, KeyError):
+            epoch = json.loads(manifest.read_text())["checkpoints"][0]["epoch"]
+        except (OSError, ValueError, KeyError, IndexError):
             epoch = 0
         if epoch >= 2:
             proc.send_signal(signal.SIGKILL)

@@ -1,0 +1,68 @@
+"""A run is never lost (issue 13): `tenfold train tiny` killed at random moments — during
+training, checkpoint writes, evaluate, deploy, report — and rerun with the same command
+always finishes with the recipe's epochs and a complete run directory.
+
+Slow: every kill and rerun starts a process. ``TENFOLD_KILLS`` sets the number of kills per
+signal (default 20).
+"""
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "tensorflow"}
+KILLS = int(os.environ.get("TENFOLD_KILLS", "20"))
+EPOCHS = 6
+
+
+def _command(out):
+    # --force as `make run` passes it: a run that finished before the kill is trained afresh
+    return [sys.executable, "-m", "tenfold", "train", "tiny", "--out", str(out), "--force",
+            "--set", f"train.epochs={EPOCHS}", "--set", "train.verbose=0",
+            "--set", "model.hidden=[64,64]"]
+
+
+def _complete(out):
+    metrics = json.loads((out / "metrics.json").read_text())
+    rows = (out / "history.csv").read_text().strip().splitlines()[1:]
+    assert [int(r.split(",")[0]) for r in rows] == list(range(1, EPOCHS + 1))
+    assert metrics["run"]["epochs"] == EPOCHS
+    assert (out / "deploy" / "saved_model" / "saved_model.pb").is_file()
+    assert (out / "report.md").is_file() and (out / "plots" / "per_class_accuracy.png").is_file()
+    assert not (out / "checkpoints").exists()
+    assert not [p for p in out.rglob("*") if p.name.endswith(".tmp") or p.name.startswith(".tmp-")]
+    return metrics
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
+def test_killed_at_random_moments_every_rerun_finishes(tmp_path, sig):
+    start = time.perf_counter()
+    reference = subprocess.run(_command(tmp_path / "reference"), env=ENV, capture_output=True,
+                               text=True, timeout=600, check=False)
+    assert reference.returncode == 0, reference.stderr[-3000:]
+    duration = time.perf_counter() - start
+    expected = _complete(tmp_path / "reference")
+    rng = random.Random(13)
+    survived = 0
+    for i in range(KILLS):
+        out = tmp_path / f"run{i}"
+        proc = subprocess.Popen(_command(out), env=ENV, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL)
+        time.sleep(rng.uniform(0.3, 1.0) * duration)  # anywhere from start-up to the report
+        proc.send_signal(sig)
+        proc.wait(timeout=300)
+        rerun = subprocess.run(_command(out), env=ENV, capture_output=True, text=True,
+                               timeout=600, check=False)
+        assert rerun.returncode == 0, (i, rerun.stderr[-3000:])
+        assert "Traceback" not in rerun.stderr
+        metrics = _complete(out)
+        assert metrics["run"]["class_counts"] == expected["run"]["class_counts"]
+        survived += 1
+    assert survived == KILLS
