@@ -304,9 +304,11 @@ def _notes(measured: list[dict[str, Any]], acnet_row: dict[str, Any]) -> list[st
     worst = min(sqrt, key=sqrt.get)
     folded = [m for m in measured if m.get("deploy") and m["deploy"]["facts"]["bn_total"]]
     all_folded = [m["label"] for m in folded if m["deploy"]["facts"]["bn_remaining"] == 0]
+    least = f"{sqrt[worst]:.0%} on {worst} (the least)" if sqrt[worst] >= 0 else \
+        f"raises it by {-sqrt[worst]:.0%} on {worst}"
     return [
-        f"remat \"sqrt\" saves {sqrt[best]:.0%} of the plain peak on {best} and {sqrt[worst]:.0%} on {worst} "
-        f"(the least); every model here goes through `remat.apply` unchanged (no hand-cut segments).",
+        f"remat \"sqrt\" saves {sqrt[best]:.0%} of the plain peak on {best} and {least}; every model here goes "
+        "through `remat.apply` as it is (no hand-cut segments).",
         f"deploy folds every BatchNormalization in {len(all_folded)} of the {len(folded)} models that have any"
         + (f" ({', '.join(all_folded)})" if all_folded else "") + "; the largest relative difference over all "
         f"models is {max(m['deploy']['facts']['max_relative_difference'] for m in measured if m.get('deploy')):.2g}.",

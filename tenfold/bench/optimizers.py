@@ -544,8 +544,9 @@ def _momentum_notes(state: Table, best: dict, w: _Warmup) -> list[str]:
         f"bfloat16 momentum halves the momentum slot: Adafactor with β₁ = 0.9 keeps (float32 → bfloat16) {saving} "
         f"of Adam's state. Its {w.steps}-step loss / Adam's: {loss}.",
         f"Loss runs: batch {w.batch}, same initial weights and batches for every optimizer, peak rates {grids}. "
-        f"The encoder trains at {w.encoder[0]} blocks of d={w.encoder[1]} for these runs (the same builder as the "
-        "6-block state row; a 6-block step is ~10× slower on 2 CPU cores).",
+        f"The encoder of the loss runs has {w.encoder[0]} block{'s' if w.encoder[0] > 1 else ''} of "
+        f"d={w.encoder[1]} ({w.encoder[2]} heads; the same builder as the 6-block state row, smaller so that "
+        "every grid trains on a CPU).",
     ]
 
 

@@ -27,8 +27,20 @@ def _metrics(result):
 def test_optimizers_quick(tmp_path):
     result = _run("optimizers", tmp_path)
     metrics = _metrics(result)
-    assert sum(m.startswith("state bytes") for m in metrics) == 6
+    # 2 per model of the first comparison, 6 per model (ResNet50, MobileNetV2, the MHA encoder)
+    # of the momentum comparison
+    assert sum(m.startswith("state bytes") for m in metrics) == 6 + 18
     assert sum(m.startswith("final loss after 30 steps") for m in metrics) == 6
+    assert sum(m.startswith("final loss after 60 steps (6 warm-up)") for m in metrics) == 12
+    goals = {(row["metric"], row["b"]): row["goal"] for row in result.rows if row.get("goal")}
+    assert goals[("state bytes, ResNet50 64×64", "Adafactor (β₁ 0.9, bfloat16)")] == "≤ 0.26"
+    assert goals[("state bytes, encoder 6×MHA d=256", "Adafactor (β₁ none)")] == "≤ 0.02"
+    state = {row["b"]: row["ratio"] for row in result.rows if row["metric"] == "state bytes, encoder 6×MHA d=256"}
+    # bfloat16 momentum: 2 bytes an entry instead of 4, the second moment unchanged
+    assert state["Adafactor (β₁ 0.9, bfloat16)"] == pytest.approx(
+        state["Adafactor (β₁ none)"] + (state["Adafactor (β₁ 0.9, float32)"] - state["Adafactor (β₁ none)"]) / 2,
+        rel=1e-6)
+    assert any(n.startswith("bfloat16 momentum halves the momentum slot") for n in result.notes)
     assert sum(m.startswith("step time") for m in metrics) == 3
     assert any("Best learning rate" in t for t in result.tables)
     assert all(np.isfinite(row["ratio"]) and row["ratio"] > 0 for row in result.rows)

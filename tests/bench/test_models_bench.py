@@ -70,7 +70,9 @@ def test_deploy_rows_without_norms_have_no_fold_row_and_no_goal():
 def test_models_notes_and_table_are_computed_from_the_measurements():
     measured = [_fake("ResNet50", 200.0, 80.0), _fake("MobileNetV2", 100.0, 70.0, 50, 52, rel=3e-6)]
     notes = models._notes(measured, {"ratio": 1.0123})
-    assert notes[0].startswith('remat "sqrt" saves 60% of the plain peak on ResNet50 and 30% on MobileNetV2')
+    assert notes[0].startswith('remat "sqrt" saves 60% of the plain peak on ResNet50 and 30% on MobileNetV2 (the least)')
+    raised = models._notes([_fake("ResNet50", 200.0, 80.0), _fake("MobileNetV2", 100.0, 116.0)], {"ratio": 1.0})
+    assert "and raises it by 16% on MobileNetV2;" in raised[0]
     assert "in 1 of the 2 models that have any (ResNet50)" in notes[1] and "3e-06" in notes[1]
     assert "1.012×" in notes[2]
     table = models._table(measured, ("sqrt",))
