@@ -5,6 +5,8 @@ import pytest
 
 from tenfold.ops import adaptive_clip, factored_dims, factored_second_moment, unitwise_norm
 
+pytestmark = pytest.mark.all_backends  # pure keras.ops: also under JAX and PyTorch
+
 
 def np_unitwise_norm(x, axes):
     return np.sqrt(np.sum(np.asarray(x, np.float64) ** 2, axis=axes, keepdims=True))

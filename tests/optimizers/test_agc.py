@@ -7,9 +7,16 @@ import tempfile
 import keras
 import numpy as np
 import pytest
-import tensorflow as tf
 
 from tenfold.optimizers import AGC, Adafactor, state_bytes
+
+# every test but the IndexedSlices one is backend-neutral: also under JAX and PyTorch
+ALL = pytest.mark.all_backends
+
+
+def T(grads):
+    """Gradients as backend tensors (Keras' PyTorch optimizers take no NumPy arrays)."""
+    return [keras.ops.convert_to_tensor(g) for g in grads]
 
 
 def np_agc(g, w, clipping=0.01, eps=1e-3):
@@ -38,12 +45,13 @@ def make_vars(values):
     return out
 
 
+@ALL
 def test_sgd_step_matches_reference_and_exclude():
     values, grads = variables()
     vs = make_vars(values)
     assert vs[0].path == "dense/kernel"
     opt = AGC(keras.optimizers.SGD(0.5), clipping=0.05, exclude=[r"^conv/"])
-    opt.apply([grads[k] for k in values], vs)
+    opt.apply(T([grads[k] for k in values]), vs)
     for var, key in zip(vs, values):
         g = grads[key] if key.startswith("conv") else np_agc(grads[key], values[key], 0.05)
         np.testing.assert_allclose(np.asarray(var), values[key] - 0.5 * g, rtol=1e-5, atol=1e-6)
@@ -51,11 +59,12 @@ def test_sgd_step_matches_reference_and_exclude():
     assert not np.allclose(np_agc(grads["dense/kernel"], values["dense/kernel"], 0.05), grads["dense/kernel"])
 
 
+@ALL
 def test_axes_override():
     values, grads = variables(1)
     vs = make_vars({"conv/kernel": values["conv/kernel"]})
     opt = AGC(keras.optimizers.SGD(1.0), clipping=0.02, axes={"conv": [0, 1]})
-    opt.apply([grads["conv/kernel"]], vs)
+    opt.apply(T([grads["conv/kernel"]]), vs)
     g, w = grads["conv/kernel"].astype(np.float64), values["conv/kernel"].astype(np.float64)
     wn = np.maximum(np.sqrt((w * w).sum((0, 1), keepdims=True)), 1e-3)
     gn = np.sqrt((g * g).sum((0, 1), keepdims=True))
@@ -63,42 +72,59 @@ def test_axes_override():
     np.testing.assert_allclose(np.asarray(vs[0]), want, rtol=1e-5, atol=1e-6)
 
 
+@ALL
 def test_clips_after_loss_scale_unscaling():
     values, grads = variables(2)
     plain_vars, scaled_vars = make_vars(values), make_vars(values)
     plain = AGC(keras.optimizers.SGD(0.5), clipping=0.05)
     scaled = keras.optimizers.LossScaleOptimizer(AGC(keras.optimizers.SGD(0.5), clipping=0.05))
     s = float(scaled.initial_scale)
-    plain.apply([grads[k] for k in values], plain_vars)
-    scaled.apply([grads[k] * s for k in values], scaled_vars)
+    plain.apply(T([grads[k] for k in values]), plain_vars)
+    scaled_grads = T([grads[k] * s for k in values])
+    if keras.backend.backend() == "jax":
+        # Keras' LossScaleOptimizer.apply cannot run eagerly on JAX (its lax.cond traces the
+        # stateful branch, with plain SGD too); fit takes stateless_apply, as here
+        scaled.build(scaled_vars)
+        new_vars, _ = scaled.stateless_apply([x.value for x in scaled.variables], scaled_grads,
+                                             [x.value for x in scaled_vars])
+        for var, value in zip(scaled_vars, new_vars):
+            var.assign(value)
+    else:
+        scaled.apply(scaled_grads, scaled_vars)
     for a, b in zip(plain_vars, scaled_vars):
         np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-5, atol=1e-6)
 
 
+@ALL
 def test_clips_the_accumulated_gradient():
     values, grads = variables(3)
     _, grads2 = variables(4)
     vs = make_vars(values)
     opt = AGC(keras.optimizers.SGD(0.5, gradient_accumulation_steps=2), clipping=0.05)
-    opt.apply([grads[k] for k in values], vs)
-    opt.apply([grads2[k] for k in values], vs)
+    opt.apply(T([grads[k] for k in values]), vs)
+    opt.apply(T([grads2[k] for k in values]), vs)
     for var, key in zip(vs, values):
         mean = (grads[key].astype(np.float64) + grads2[key]) / 2
         np.testing.assert_allclose(np.asarray(var), values[key] - 0.5 * np_agc(mean, values[key], 0.05),
                                    rtol=1e-5, atol=1e-6)
 
 
+@ALL
 def test_wraps_adafactor_and_counts_state():
     values, grads = variables(5)
     vs = make_vars(values)
     inner = Adafactor(min_dim_size_to_factor=2)
     opt = AGC(inner)
-    opt.apply([grads[k] for k in values], vs)
-    assert state_bytes(opt) == state_bytes(inner) + 8 + 4  # the wrapper's own step and lr
+    opt.apply(T([grads[k] for k in values]), vs)
+    # the wrapper's own step (int64 on TensorFlow, int32 on JAX and PyTorch) and lr (float32)
+    step_bytes = np.dtype(keras.backend.standardize_dtype(opt._variables[0].dtype)).itemsize
+    assert state_bytes(opt) == state_bytes(inner) + step_bytes + 4
     assert int(opt.iterations) == 1
 
 
 def test_sparse_gradient_is_clipped_like_dense():
+    import tensorflow as tf  # IndexedSlices are TensorFlow's (not marked ALL)
+
     rng = np.random.default_rng(6)
     w = rng.normal(size=(8, 3)).astype("float32")
     rows = tf.constant([1, 5, 1], tf.int64)
@@ -113,6 +139,7 @@ def test_sparse_gradient_is_clipped_like_dense():
     np.testing.assert_allclose(results[0], results[1], rtol=1e-5, atol=1e-6)
 
 
+@ALL
 def test_fit_save_and_reload_keeps_wrapper():
     model = keras.Sequential([
         keras.Input((4,)), keras.layers.Dense(8, name="hidden"), keras.layers.Dense(3, name="classifier"),
@@ -133,6 +160,7 @@ def test_fit_save_and_reload_keeps_wrapper():
     assert int(opt.iterations) == 2
 
 
+@ALL
 @pytest.mark.parametrize(
     "kwargs,exc,text",
     [
@@ -162,6 +190,7 @@ def test_bad_arguments(kwargs, exc, text):
         AGC(keras.optimizers.SGD(0.1), **kwargs)
 
 
+@ALL
 def test_bad_inner_and_two_wrappers_of_one_optimizer():
     with pytest.raises(TypeError, match="inner_optimizer"):
         AGC(3)
@@ -176,12 +205,13 @@ def test_bad_inner_and_two_wrappers_of_one_optimizer():
     for opt, clipping in ((loose, 0.5), (tight, 0.02)):
         for var, key in zip(vs, values):
             var.assign(values[key])
-        opt.apply([grads[k] for k in values], vs)
+        opt.apply(T([grads[k] for k in values]), vs)
         key = "dense/kernel"
         want = values[key] - 0.5 * np_agc(grads[key], values[key], clipping)
         np.testing.assert_allclose(np.asarray(vs[0]), want, rtol=1e-5, atol=1e-6)
 
 
+@ALL
 def test_inner_optimizer_alone_refuses_instead_of_not_clipping():
     inner = keras.optimizers.SGD(0.1)
     AGC(inner)
@@ -203,6 +233,7 @@ def mobilenet_like():
     return keras.Model(inputs, keras.layers.Activation("softmax")(x))
 
 
+@ALL
 def test_axes_override_that_does_not_fit_a_matched_variable_names_it_at_build():
     model = mobilenet_like()
     opt = AGC(keras.optimizers.SGD(0.1), axes={"depthwise": [0, 1]})
@@ -215,6 +246,7 @@ def test_axes_override_that_does_not_fit_a_matched_variable_names_it_at_build():
     assert opt.variable_axes()["block_1_depthwise/kernel"] == [0, 1, 2]
 
 
+@ALL
 def test_axes_pattern_that_matches_nothing_is_an_error():
     model = mobilenet_like()
     opt = AGC(keras.optimizers.SGD(0.1), axes={"_dwconv": [0, 1]})
@@ -225,6 +257,7 @@ def test_axes_pattern_that_matches_nothing_is_an_error():
 # -- units by layer type and exclude="auto" from the model ------------------------------------
 
 
+@ALL
 def test_for_model_units_by_layer_type_and_classifier():
     model = mobilenet_like()
     opt = AGC(keras.optimizers.SGD(0.1)).for_model(model)
@@ -241,6 +274,7 @@ def test_for_model_units_by_layer_type_and_classifier():
     assert again.variable_axes() == axes and again.excluded_variables() == opt.excluded_variables()
 
 
+@ALL
 def test_units_of_attention_embedding_separable_and_transpose_layers():
     tokens = keras.Input((6,), dtype="int32")
     e = keras.layers.Embedding(11, 8, name="emb")(tokens)
@@ -263,6 +297,7 @@ def test_units_of_attention_embedding_separable_and_transpose_layers():
     assert AGC.classifier_patterns(model) == [r"^head/kernel$", r"^head/bias$"]
 
 
+@ALL
 def test_classifier_patterns_walk_weightless_layers_and_nested_models():
     inner = keras.Sequential([keras.Input((4,)), keras.layers.Dense(5, name="body"),
                               keras.layers.Dense(3, name="logits")], name="trunk")
@@ -277,6 +312,7 @@ def test_classifier_patterns_walk_weightless_layers_and_nested_models():
         AGC.classifier_patterns("model")
 
 
+@ALL
 def test_auto_without_the_model_leaves_out_a_dense_last_layer_only():
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8, name="hidden"),
                               keras.layers.Dense(3, name="out")], name="mlp")
@@ -296,6 +332,7 @@ def test_auto_without_the_model_leaves_out_a_dense_last_layer_only():
     assert opt.excluded_variables() == []
 
 
+@ALL
 def test_for_model_inside_compile_fit_save_and_load():
     inputs = keras.Input((6, 6, 2))
     x = keras.layers.DepthwiseConv2D(3, name="dw")(inputs)
@@ -314,6 +351,7 @@ def test_for_model_inside_compile_fit_save_and_load():
     assert loaded.optimizer.excluded_variables() == ["classifier/kernel", "classifier/bias"]
 
 
+@ALL
 def test_clip_runs_where_keras_clips_so_any_update_method_sees_it():
     # an optimizer that updates through its own parallel method, as Keras' torch optimizers do
     class Parallel(keras.optimizers.SGD):
@@ -323,12 +361,13 @@ def test_clip_runs_where_keras_clips_so_any_update_method_sees_it():
 
     values, grads = variables(9)
     vs = make_vars(values)
-    AGC(Parallel(0.5), clipping=0.05, exclude=None).apply([grads[k] for k in values], vs)
+    AGC(Parallel(0.5), clipping=0.05, exclude=None).apply(T([grads[k] for k in values]), vs)
     for var, key in zip(vs, values):
         want = values[key] - 0.5 * np_agc(grads[key], values[key], 0.05)
         np.testing.assert_allclose(np.asarray(var), want, rtol=1e-5, atol=1e-6)
 
 
+@ALL
 @pytest.mark.parametrize(
     "name,kwargs,head,depthwise",
     [("MobileNetV2", dict(alpha=0.35), "predictions", "expanded_conv_depthwise/kernel"),
@@ -351,6 +390,7 @@ def test_keras_applications_classifier_and_depthwise_units(name, kwargs, head, d
     assert fallback.excluded_variables() == opt.excluded_variables()
 
 
+@ALL
 def test_for_model_needs_a_built_model():
     unbuilt = keras.Sequential([keras.layers.Dense(3)])
     with pytest.raises(ValueError, match="has no trainable weights yet: build it first"):
