@@ -38,8 +38,9 @@ def step(model, x):
             y, new = model.stateless_call(tv, ntv, x, training=True)
             return _loss(y), new
 
-        grads, new = jax.grad(f, has_aux=True)([v.value for v in trainable],
-                                               [v.value for v in state])
+        grads, new = jax.jit(jax.grad(f, has_aux=True))(
+            [v.value for v in trainable], [v.value for v in state]
+        )
         for v, value in zip(state, new):
             v.assign(value)
     elif backend == "torch":

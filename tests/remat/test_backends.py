@@ -11,7 +11,7 @@ import pytest
 
 HERE = pathlib.Path(__file__).parent
 
-SCRIPT = """
+HEADER = """
 import keras, numpy as np
 import graphs
 from gradcheck import compare
@@ -24,6 +24,10 @@ segments = [l for l in wrapped.layers if isinstance(l, Recompute)]
 assert len(segments) >= 2, segments
 moved = compare(model, wrapped, graphs.dag_input())
 assert any("moving_mean" in p for p in moved) and any("seed_generator" in p for p in moved)
+print("REMAT-OK")
+"""
+
+FIT = """
 
 def fit(wrap):
     original = graphs.dag()
@@ -76,14 +80,28 @@ print("REMAT-OK", la, lb, peaks)
 """
 
 
-@pytest.mark.parametrize("backend", ["jax", "torch"])
-def test_backend_in_a_subprocess(backend):
+def _run(backend, script):
     env = dict(os.environ, KERAS_BACKEND=backend,
                PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]))
     result = subprocess.run(
-        [sys.executable, "-c", f"BACKEND = {backend!r}\n" + SCRIPT],
+        [sys.executable, "-c", f"BACKEND = {backend!r}\n" + script],
         env=env, capture_output=True, text=True, timeout=600, cwd=HERE.parents[1],
     )
     assert result.returncode == 0 and "REMAT-OK" in result.stdout, (
         result.stdout[-3000:] + result.stderr[-3000:]
     )
+
+
+@pytest.mark.parametrize(
+    "backend",
+    # JAX: about 35 s on 2 loaded cores (imports and compiles), PyTorch about 16 s
+    [pytest.param("jax", marks=pytest.mark.slow), "torch"],
+)
+def test_gradients_and_state_in_a_subprocess(backend):
+    _run(backend, HEADER)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_fit_and_peak_memory_in_a_subprocess(backend):
+    _run(backend, HEADER + FIT)
