@@ -311,17 +311,22 @@ def test_bad_arguments_are_refused_by_name(entry):
 
 
 def test_figures(capsys):
-    tried = refused = meaningful = 0
+    """Print the figures: cases tried / refused with a named message / listed as meaningful."""
+    rows: dict[str, list[int]] = {}
     for entry in COMPONENTS:
+        row = rows.setdefault(entry.kind, [0, 0, 0])
         for _, outcome, _ in _outcomes(entry.name):
-            tried += 1
-            refused += outcome == "refused"
-            meaningful += outcome == "meaningful"
+            row[0] += 1
+            row[1] += outcome == "refused"
+            row[2] += outcome == "meaningful"
+    tried, refused, meaningful = (sum(r[i] for r in rows.values()) for i in range(3))
     with capsys.disabled():
         print(
-            f"\nfuzz: {len(COMPONENTS)} constructors and functions, {tried} cases tried, {refused} refused with "
-            f"a named message, {meaningful} listed as meaningful, "
+            f"\nfuzz: {len(COMPONENTS)} constructors and functions, {tried} cases tried, {refused} "
+            f"refused with a named message, {meaningful} listed as meaningful; "
             f"{len(EXCLUDED)} components excluded ({', '.join(EXCLUDED)})"
         )
+        for kind, (t, r, m) in sorted(rows.items()):
+            print(f"  {kind:<10} {t:5d} tried {r:5d} refused {m:3d} meaningful")
     assert tried == refused + meaningful
     assert len(MEANINGFUL) == meaningful
