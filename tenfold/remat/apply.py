@@ -619,8 +619,10 @@ def plan(
     >>> h = keras.layers.Dense(4, name="a")(i)
     >>> h = keras.layers.Dense(4, name="b")(h) + h
     >>> p = plan(keras.Model(i, keras.layers.Dense(2, name="c")(h)), 1)
-    >>> p.segments, p.plain
-    ([['a', 'b', 'add']], ['c'])
+    >>> p.cut_points
+    ['a', 'add']
+    >>> p.segments, p.plain  # the smallest estimated peak: [a] recomputed, the rest kept
+    ([['a']], ['b', 'add', 'c'])
     """
     graph = _graph(model)
     return _make_plan(model, graph, _liveness(graph), policy, budget_bytes, batch_size)
