@@ -131,8 +131,8 @@ def save(model: keras.Model, directory: Path, recipe_yaml: str, epoch: int) -> C
     step = int(np.asarray(keras.ops.convert_to_numpy(model.optimizer.iterations)))
     path = directory / name
     entry = Checkpoint(epoch, step, name, path.stat().st_size, _sha256(path))
-    kept = [entry, *[c for c in read_manifest(directory, recipe_yaml)
-                     if c.epoch < epoch and is_intact(directory, c)]][:KEEP]
+    # the earlier entries were checked when the run resumed and written by this process since
+    kept = [entry, *[c for c in read_manifest(directory, recipe_yaml) if c.epoch < epoch]][:KEEP]
     write_json_atomic(directory / MANIFEST, {
         "format": 1, "recipe_hash": recipe_hash(recipe_yaml),
         "checkpoints": [vars(c) for c in kept],
