@@ -83,15 +83,14 @@ def encoder(num_layers: int = 6, d: int = 256, *, heads: int = 8, seq: int = 128
 
 @dataclass
 class _Case:
-    """One model: ``make()`` builds it (seeded), ``inputs`` is one batch, ``loss`` the
-    training loss (None: sparse cross-entropy on ``labels``), ``deploy`` whether it is deployed."""
+    """One model: ``make()`` builds it, ``inputs`` is one batch, ``loss`` the training loss
+    (None: sparse cross-entropy on the logits against ``labels``)."""
 
     label: str
     make: Callable[[], keras.Model]
     inputs: Any
     labels: Any = None
     loss: Any = None
-    deploy: bool = True
 
 
 def _squares(_: Any, outputs: Any) -> Any:
@@ -144,8 +143,7 @@ def _cases(ctx: BenchContext) -> tuple[list[_Case], list[str]]:
     layers, d, seq = (2, 128, 32) if ctx.quick else (6, 256, 128)
     tokens = rng.integers(0, 1000, size=(batch, seq)).astype("int32")
     cases.append(_Case(f"encoder ({layers}×MHA, d={d}, sequence {seq})",
-                       lambda: encoder(layers, d, seq=seq), tokens, (np.arange(batch) % 10).astype("int32"),
-                       deploy=True))
+                       lambda: encoder(layers, d, seq=seq), tokens, (np.arange(batch) % 10).astype("int32")))
     hub, note = _hub(ctx.quick, size, batch, rng)
     return cases + hub, [note] if note else []
 
@@ -273,10 +271,9 @@ def _measure(case: _Case, ctx: BenchContext, policies: tuple[Any, ...]) -> dict[
     m = _remat(case, ctx, policies)
     out = {"label": case.label, "key": _key(case.label), "remat": m, "rows": []}
     out["rows"] += _remat_rows(case.label, out["key"], m, policies)
-    if case.deploy:
-        ctx.log(f"  {case.label}: deploy")
-        out["deploy"] = _deploy(case, m["model"], ctx)
-        out["rows"] += _deploy_rows(case.label, out["key"], out["deploy"])
+    ctx.log(f"  {case.label}: deploy")
+    out["deploy"] = _deploy(case, m["model"], ctx)
+    out["rows"] += _deploy_rows(case.label, out["key"], out["deploy"])
     return out
 
 
