@@ -1,7 +1,8 @@
 """``tenfold deploy MODEL.keras -o OUT``: fuse for inference, check, export.
 
 Loads a ``.keras`` model (``safe_mode`` on) and hands it to the trainer's deploy step
-(:func:`tenfold.train.deploy.deploy`: fuse → compare on sample inputs → write
+(:func:`tenfold.train.deploy.deploy`: fuse → compare on sample inputs with the original
+evaluated in float32 → write
 ``OUT/model.keras``, ``OUT/saved_model`` and ``OUT/deploy.json``), then prints the parameter
 counts and the largest difference. Exits with status 1 when the relative difference is
 above ``--tolerance`` (nothing is written then), 2 on bad input.
@@ -85,5 +86,8 @@ def deploy_command(
         fail(str(err), CHECK_FAILED)
     typer.echo(f"parameters: {facts['parameters']:,} -> {facts['deployed_parameters']:,}")
     typer.echo(f"largest difference: {facts['max_abs_difference']:.3g} (relative "
-               f"{facts['max_relative_difference']:.3g}) on {facts['checked_on']}")
+               f"{facts['max_relative_difference']:.3g}) on {facts['checked_on']}, in float32; "
+               f"predictions changed: {facts['predictions_changed']} of {facts['predictions_compared']}")
+    typer.echo(f"batch norms folded: {facts['bn_folded']} of {facts['bn_total']} "
+               f"({facts['bn_remaining']} left)")
     typer.echo(f"wrote {out / 'model.keras'} and {out / 'saved_model'}")

@@ -2,10 +2,12 @@
 
 The one deploy of tenfold, used by the trainer (``deploy/`` of a run directory) and by
 ``tenfold deploy``: :func:`tenfold.reparam.deploy` folds every ACBlock / RepVGGBlock and
-every conv → BN pair; the fused and the original logits are compared on check inputs; then
+every conv → BN pair; the fused model is compared on check inputs with the original
+evaluated in float32 (:func:`tenfold.reparam.check`: a fusion is exact there, while a
+``mixed_bfloat16`` model's own predictions would measure bfloat16 rounding); then
 ``OUT/model.keras``, ``OUT/saved_model`` (TensorFlow backend) and ``OUT/deploy.json`` (the
-facts: parameter counts, largest differences, prediction agreement) are written. A wrong
-fusion cannot pass unnoticed: its difference is in the facts, and with a ``tolerance``
+facts: parameter counts, largest differences, predictions changed, batch norms folded) are
+written. A wrong fusion cannot pass unnoticed: its difference is in the facts, and with a ``tolerance``
 nothing is written.
 """
 
@@ -19,7 +21,6 @@ import numpy as np
 
 from tenfold import reparam
 from tenfold.train.build import Run
-from tenfold.train.evaluate import predict_logits
 from tenfold.train.files import write_json_atomic
 
 FACTS_FILE = "deploy.json"
@@ -29,25 +30,25 @@ class DeployMismatch(RuntimeError):
     """The fused model differs from the original by more than the tolerance."""
 
 
-def compare(
-    model: keras.Model, fused: keras.Model, x: np.ndarray, *, logits: np.ndarray | None = None
-) -> dict[str, Any]:
-    """Largest absolute and relative output difference and prediction agreement on ``x``.
+def compare(model: keras.Model, fused: keras.Model, x: np.ndarray) -> dict[str, Any]:
+    """:func:`tenfold.reparam.check` of ``fused`` against ``model`` evaluated in float32 on ``x``.
 
-    ``logits``: ``model``'s outputs on ``x`` when already predicted.
+    A fusion is exact in float32, so the original is rebuilt under the float32 policy with
+    its weights (a ``mixed_bfloat16`` model's own predictions would measure bfloat16
+    rounding, not the fusion). Returns the largest absolute and relative difference, the
+    predictions changed out of those compared, their agreement, and the batch-norm layers
+    of the original, folded and left.
     """
-    reference = predict_logits(model, x) if logits is None else np.asarray(logits, dtype="float64")
-    candidate = predict_logits(fused, x)
-    if not len(reference):
-        return {"max_abs_difference": 0.0, "max_relative_difference": 0.0, "prediction_agreement": 1.0}
-    diff = float(np.max(np.abs(reference - candidate)))
-    scale = float(np.max(np.abs(reference)))
-    agree = np.argmax(reference, -1) == np.argmax(candidate, -1)
-    return {
-        "max_abs_difference": diff,
-        "max_relative_difference": diff / scale if scale > 0 else diff,
-        "prediction_agreement": float(np.mean(agree)),
-    }
+    if not len(x):
+        facts = {"max_abs_difference": 0.0, "max_relative_difference": 0.0,
+                 "predictions_changed": 0, "predictions_compared": 0,
+                 "bn_total": reparam.count_norms(model), "bn_remaining": reparam.count_norms(fused)}
+        facts["bn_folded"] = max(facts["bn_total"] - facts["bn_remaining"], 0)
+    else:
+        facts = reparam.check(model, fused, x)
+    compared = facts["predictions_compared"]
+    agreement = 1.0 - facts["predictions_changed"] / compared if compared else 1.0
+    return {**facts, "prediction_agreement": agreement, "compared_in": "float32"}
 
 
 def deploy(
@@ -56,7 +57,6 @@ def deploy(
     out: Path,
     *,
     checked_on: str,
-    logits: np.ndarray | None = None,
     tolerance: float | None = None,
     fallback_unfused: bool = False,
     source: str | None = None,
@@ -68,7 +68,6 @@ def deploy(
         x_check: inputs the fused and original outputs are compared on.
         out: output folder (created).
         checked_on: what ``x_check`` is, for the facts (e.g. ``"test split (450 examples)"``).
-        logits: ``model``'s outputs on ``x_check`` if already predicted (not predicted again).
         tolerance: largest relative difference accepted; above it :class:`DeployMismatch`
             is raised and nothing is written. None: no limit (the facts record it).
         fallback_unfused: a model ``reparam.deploy`` cannot fuse (e.g. subclassed) is
@@ -82,7 +81,7 @@ def deploy(
             raise
         fused, facts = model, {"fused": False, "reason": str(err)}
     else:
-        facts = {"fused": True, **compare(model, fused, x_check, logits=logits),
+        facts = {"fused": True, **compare(model, fused, x_check),
                  "parameters": reparam.parameter_count(model),
                  "deployed_parameters": reparam.parameter_count(fused),
                  "checked_on": checked_on}
@@ -111,18 +110,20 @@ def describe(facts: dict[str, Any]) -> list[str]:
             f"{facts['deployed_parameters']:,} parameters); largest difference to the trained "
             f"model on the {facts['checked_on']}: {facts['max_abs_difference']:.3g} "
             f"(relative {facts['max_relative_difference']:.3g}), predictions agree on "
-            f"{100 * facts['prediction_agreement']:.1f}%."
+            f"{100 * facts['prediction_agreement']:.1f}% ({facts['predictions_changed']} of "
+            f"{facts['predictions_compared']} changed; compared in float32); batch norms folded: "
+            f"{facts['bn_folded']} of {facts['bn_total']} ({facts['bn_remaining']} left)."
         ]
     if keras.backend.backend() != "tensorflow":
         lines.append("SavedModel export skipped: it needs the TensorFlow backend.")
     return lines
 
 
-def deploy_trained(run: Run, test_logits: np.ndarray | None) -> tuple[dict[str, Any], list[str]]:
-    """``model.keras`` of the run, and ``deploy/`` with the fused model checked on the test
-    split (``test_logits``: the trained model's, from evaluation; None: predicted here)."""
+def deploy_trained(run: Run) -> tuple[dict[str, Any], list[str]]:
+    """``model.keras`` of the run, and ``deploy/`` with the fused model checked in float32
+    against the trained model on the test split."""
     run.model.save(run.out / "model.keras")
     x = run.data.splits.x_test
     facts = deploy(run.model, x, run.out / "deploy", checked_on=f"test split ({len(x)} examples)",
-                   logits=test_logits, fallback_unfused=True)
+                   fallback_unfused=True)
     return facts, describe(facts)

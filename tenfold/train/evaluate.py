@@ -140,8 +140,7 @@ def posthoc_logits(run: Run, plain: dict[str, np.ndarray]) -> tuple[dict[str, di
 def evaluate(run: Run) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray], list[str]]:
     """Metrics per split and per model variant (``plain``: the trained model as it is).
 
-    Returns the metrics, the trained model's logits per split (for the deploy check) and
-    the report's notes.
+    Returns the metrics, the trained model's logits per split and the report's notes.
     """
     s, e, counts = run.data.splits, run.recipe.evaluate, run.data.class_counts
     labels = {"validation": s.y_val, "test": s.y_test}

@@ -46,14 +46,14 @@ def _fit_stage(built: Run, log: Callable[[str], None], warn: Callable[[str], Non
 def _after_fit(built: Run, log: Callable[[str], None], warn: Callable[[str], None]) -> dict[str, Any]:
     out = built.out
     facts, fit_notes = _fit_stage(built, log, warn)
-    evaluated, logits = rundir.load_stage(out, "evaluate"), None
+    evaluated = rundir.load_stage(out, "evaluate")
     if evaluated is None:
-        results, logits, notes = evaluate(built)
+        results, _, notes = evaluate(built)
         evaluated = [results, notes]
         rundir.save_stage(out, "evaluate", evaluated)
     deployed = rundir.load_stage(out, "deploy")
     if deployed is None:
-        deployed = list(deploy_trained(built, None if logits is None else logits["test"]))
+        deployed = list(deploy_trained(built))
         rundir.save_stage(out, "deploy", deployed)
     notes = [*built.notes, *fit_notes, *evaluated[1], *deployed[1]]
     metrics = report.metrics_record(built, {**facts, "deploy": deployed[0]}, evaluated[0], notes)
