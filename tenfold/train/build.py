@@ -99,7 +99,7 @@ def build(
     train_data = train_dataset(echo)
     schedule = optimization.build_schedule(
         recipe.schedule, recipe.optimizer.learning_rate, epochs=epochs, steps=steps, found=found)
-    optimizer = optimization.build_optimizer(recipe.optimizer, recipe.agc, schedule)
+    optimizer = optimization.build_optimizer(recipe.optimizer, recipe.agc, schedule, model=net)
     net.compile(
         optimizer=optimizer,
         loss=optimization.build_loss(recipe.loss, recipe.callbacks.drw, run_data.class_counts),
@@ -108,7 +108,7 @@ def build(
     )
     technique = callbacks.technique_callbacks(
         recipe.schedule, recipe.callbacks.drw, optimizer, run_data.class_counts)
-    notes = (precision_note(chosen), *range_notes,
+    notes = (precision_note(chosen), *range_notes, *optimization.agc_notes(optimizer),
              *optimization.loss_notes(recipe.loss, recipe.callbacks.drw))
     return Run(
         recipe=recipe, out=Path(out), data=run_data, model=net, train_data=train_data,

@@ -34,8 +34,6 @@ from tenfold.train.recipe import (
     resolve_loss_name,
 )
 
-# the models name their head "classifier"; NFNets leaves the final classifier unclipped
-CLASSIFIER_PATTERN = r"(^|/)classifier/"
 RANGE_TEST_FILE = "lr_find.json"
 
 
@@ -122,9 +120,13 @@ def _cyclical(
 
 
 def build_optimizer(
-    o: OptimizerConfig, agc: AGCConfig, learning_rate: Any
+    o: OptimizerConfig, agc: AGCConfig, learning_rate: Any, *, model: keras.Model | None = None
 ) -> keras.optimizers.Optimizer:
-    """The optimizer of ``o`` at ``learning_rate`` (a float or a schedule), AGC-wrapped by ``agc``."""
+    """The optimizer of ``o`` at ``learning_rate`` (a float or a schedule), AGC-wrapped by ``agc``.
+
+    ``model``: the model it will train (built); AGC takes its classifier and the unit axes of
+    each weight from it (see :func:`wrap_agc`).
+    """
     kwargs = dict(o.options)
     if o.weight_decay is not None:
         kwargs["weight_decay"] = o.weight_decay
@@ -140,18 +142,38 @@ def build_optimizer(
             optimizer = keras.optimizers.get(config)
     except (TypeError, ValueError) as err:
         raise RecipeError(f"optimizer: cannot build {o.name!r} with {kwargs}: {err}") from err
-    return wrap_agc(agc, optimizer)
+    return wrap_agc(agc, optimizer, model)
 
 
-def wrap_agc(a: AGCConfig, optimizer: keras.optimizers.Optimizer) -> keras.optimizers.Optimizer:
-    """``agc.clipping`` set → the optimizer wrapped in ``tenfold.optimizers.AGC``."""
+def wrap_agc(
+    a: AGCConfig, optimizer: keras.optimizers.Optimizer, model: keras.Model | None = None
+) -> keras.optimizers.Optimizer:
+    """``agc.clipping`` set → the optimizer wrapped in ``tenfold.optimizers.AGC``.
+
+    ``exclude`` is ``["auto", *agc.exclude]``: with ``model``, :meth:`AGC.for_model` resolves
+    ``"auto"`` to the exact paths of the model's classifier (the dense layers producing its
+    output, found from the graph, whatever their names) and takes each weight's units from
+    its layer type (Dense per output unit, ConvND all axes but the last, DepthwiseConv per
+    channel); without a model (a sweep before any model exists), AGC's own fallback leaves
+    out the last dense layer it is built with.
+    """
     if a.clipping is None:
         return optimizer
     try:
-        return AGC(optimizer, clipping=a.clipping, epsilon=a.epsilon,
-                   exclude=[CLASSIFIER_PATTERN, *a.exclude])
+        wrapped = AGC(optimizer, clipping=a.clipping, epsilon=a.epsilon, exclude=["auto", *a.exclude])
+        return wrapped if model is None else wrapped.for_model(model)
     except (TypeError, ValueError) as err:
         raise RecipeError(f"agc: {err}") from err
+
+
+def agc_notes(optimizer: keras.optimizers.Optimizer) -> list[str]:
+    """The report's line on AGC: λ, ε and the weights left unclipped (none when AGC is off)."""
+    if not isinstance(optimizer, AGC):
+        return []
+    patterns = [optimizer.exclude] if isinstance(optimizer.exclude, str) else list(optimizer.exclude)
+    shown = ", ".join(f"`{p}`" for p in patterns) or "none"
+    return [f"AGC: clipping {optimizer.clipping:g}, epsilon {optimizer.epsilon:g}, units by layer "
+            f"type; left unclipped (regexes on variable.path): {shown}."]
 
 
 def range_test(
@@ -164,7 +186,8 @@ def range_test(
     """
     s = recipe.schedule
     model.compile(
-        optimizer=build_optimizer(recipe.optimizer, recipe.agc, float(recipe.optimizer.learning_rate)),
+        optimizer=build_optimizer(recipe.optimizer, recipe.agc, float(recipe.optimizer.learning_rate),
+                                  model=model),
         loss=build_loss(recipe.loss, recipe.callbacks.drw, class_counts),
     )
     return lr_find(

@@ -171,9 +171,11 @@ class AGCConfig(Section):
     clipping: float | None = Field(
         None, gt=0.0, description="AGC threshold λ (NFNets: 0.01); null turns AGC off"
     )
-    epsilon: float = Field(1e-3, ge=0.0, description="floor on the weight norm")
+    epsilon: float = Field(1e-3, gt=0.0, description="floor on the weight norm")
     exclude: list[str] = Field(
-        default_factory=list, description="more variable-path regexes left unclipped (the classifier always is)"
+        default_factory=list,
+        description="more variable-path regexes left unclipped (the classifier, found from the "
+        "model's structure, always is)",
     )
 
 
