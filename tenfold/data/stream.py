@@ -115,7 +115,7 @@ def _decode_crop(tf: Any, data: Any, spec: _Spec, seed: Any) -> Any:
 
 def _finish(tf: Any, image: Any, spec: _Spec, flip_seed: Any | None) -> Any:
     """Resize to ``image_size`` as float32 in [0, 1]; flip when ``flip_seed`` is given."""
-    image = tf.image.resize(tf.cast(image, tf.float32), spec.image_size, antialias=False) / 255.0
+    image = tf.image.resize(image, spec.image_size, antialias=False) / 255.0  # float32 out
     if flip_seed is not None:
         image = tf.image.stateless_random_flip_left_right(image, flip_seed)
     image.set_shape([*spec.image_size, spec.channels])
@@ -232,12 +232,11 @@ def image_pipeline(
     elif training:
         ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
     files_read, decoded = FreshExampleCounter(), FreshExampleCounter()
-    ds = ds.apply(files_read.count)
     augmenting = training and augment
     crop_now = augmenting and not (echoing is not None and echo_at == "decode")
     mode = "crop" if crop_now else ("full" if augmenting else "resized")
-    ds = _decoded(tf, ds, spec, seed, mode, parallel, training)
-    ds = ds.ignore_errors().apply(decoded.count)
+    ds = _decoded(tf, ds, spec, seed, mode, parallel, training, (files_read, decoded))
+    ds = ds.ignore_errors()
     stages = _Stages(spec, seed, echoing, echo_at, augmenting, crop_now, parallel)
     ds = _after_decode(tf, ds, stages, batch_size, training, prefetch)
     return ImagePipeline(ds, files_read, decoded, echoing)
@@ -268,14 +267,21 @@ def _after_decode(tf: Any, ds: Any, st: _Stages, batch_size: int, training: bool
     return ds.prefetch(tf.data.AUTOTUNE if prefetch is None else v.integer("prefetch", prefetch, low=0))
 
 
-def _decoded(tf: Any, ds: Any, spec: _Spec, seed: int, mode: str, parallel: int, training: bool) -> Any:
+def _decoded(
+    tf: Any, ds: Any, spec: _Spec, seed: int, mode: str, parallel: int, training: bool, counters: Any,
+) -> Any:
     """Read and decode in parallel: ``mode`` ``"crop"`` (a random crop's window), ``"full"``
-    (the whole image, augmented later) or ``"resized"`` (resized to ``image_size`` now)."""
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    (the whole image, augmented later) or ``"resized"`` (resized to ``image_size`` now).
+
+    ``counters`` (files read, images decoded) are counted inside the parallel map: a
+    separate sequential counting stage costs a third of the throughput on large images.
+    """
+    read_count, decoded_count = (c.variable for c in counters)
 
     def load(element: Any, pair: Any) -> Any:
         path, label = element
-        data = _read_file(tf, path)
+        with tf.control_dependencies([read_count.assign_add(1)]):
+            data = _read_file(tf, path)
         if mode == "crop":
             image = _decode_crop(tf, data, spec, pair)
         else:
@@ -283,8 +289,15 @@ def _decoded(tf: Any, ds: Any, spec: _Spec, seed: int, mode: str, parallel: int,
             image.set_shape([None, None, spec.channels])
             if mode == "resized":
                 image = _finish(tf, image, spec, None)
+        with tf.control_dependencies([image]):
+            done = decoded_count.assign_add(1)  # only once the decode succeeded
+        with tf.control_dependencies([done]):
+            image = tf.identity(image)
         return image, tf.cast(label, tf.int32)
 
+    if mode != "crop":  # no random draw needed
+        return ds.map(lambda *e: load(e, None), num_parallel_calls=parallel, deterministic=not training)
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
     return tf.data.Dataset.zip((ds, seeds)).map(load, num_parallel_calls=parallel, deterministic=not training)
 
 

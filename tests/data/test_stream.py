@@ -173,7 +173,7 @@ def test_the_pipeline_trains_a_model_on_another_backend(tmp_path, backend):
     script = textwrap.dedent(f"""
         import json, keras, numpy as np
         from tenfold import models
-        from tenfold.data.stream import image_pipeline
+        from tenfold.data import image_pipeline
         assert keras.backend.backend() == {backend!r}
         pipe = image_pipeline({paths!r}, {labels!r}, image_size=16, batch_size=8, training=True, echo=2)
         model = models.small_resnet((16, 16, 3), 3, width=4)
