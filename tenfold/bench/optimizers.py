@@ -561,7 +561,9 @@ def _momentum(ctx: BenchContext, x8: np.ndarray, y: np.ndarray) -> tuple[list[di
 @benchmark(
     "optimizers",
     "optimizer state / Adam (goal ≤ 0.01 for Adafactor and SM3 on MLP and Transformer), "
-    "final loss / Adam (goal ≤ 1.05), step time / Keras Adafactor (goal ≤ 1.1)",
+    "final loss / Adam (goal ≤ 1.05), step time / Keras Adafactor (goal ≤ 1.1); on ResNet50, MobileNetV2 "
+    "and an MHA encoder: bfloat16-momentum Adafactor state ≤ 0.26× Adam, its 300-step loss ≤ 1.05×, "
+    "momentum-free Adafactor ≤ 0.02× on the encoder",
 )
 def run(ctx: BenchContext) -> BenchResult:
     settings = _Settings.of(ctx.quick)
