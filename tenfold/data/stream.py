@@ -33,13 +33,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 from tenfold import _validate as v
 from tenfold._tf import tensorflow
 from tenfold.data.echo import Echo, FreshExampleCounter
 from tenfold.data.echo import echo as make_echo
-from tenfold.data.files import MAX_PIXELS, ON_BAD_FILE, scan_files
+from tenfold.data.files import MAX_PIXELS, ON_BAD_FILE, TfdsSplits, _tfds, scan_files
 from tenfold.data.resample import STRATEGIES, resample
 
 ECHO_AT = ("decode", "augment")
@@ -313,112 +311,6 @@ def _augmented(tf: Any, ds: Any, spec: _Spec, seed: int, *, cropped: bool, paral
         return _finish(tf, image, spec, pair[2:]), label
 
     return tf.data.Dataset.zip((ds, seeds)).map(augment, num_parallel_calls=parallel, deterministic=False)
-
-
-@dataclass(frozen=True)
-class TfdsSplits:
-    """A prepared TFDS data set: its splits (TFDS split strings) and class counts.
-
-    Splits the data set does not have are cut from ``train`` with TFDS' slicing
-    (``train[:85%]``): by position, not stratified. Class counts are read from the
-    labels alone (``tfds.decode.SkipDecoding`` on the image: no image is decoded).
-    """
-
-    name: str
-    data_dir: str | None
-    splits: dict[str, str]
-    class_names: list[str]
-    counts: dict[str, list[int]]
-    image_size: tuple[int, int]
-    channels: int
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    @property
-    def input_shape(self) -> tuple[int, int, int]:
-        return (int(self.image_size[0]), int(self.image_size[1]), int(self.channels))
-
-    def class_counts(self, split: str = "train") -> list[int]:
-        return list(self.counts[v.choice("split", split, ("train", "val", "test"))])
-
-
-def _tfds(feature: str) -> Any:
-    """``tensorflow_datasets``, or an ImportError naming the extra that installs it."""
-    import importlib
-
-    try:
-        return importlib.import_module("tensorflow_datasets")
-    except ImportError as err:
-        raise ImportError(
-            f"{feature} needs TensorFlow Datasets. Install it with `pip install tenfold[tfds]` "
-            "(tensorflow-datasets), or give an image folder instead of a TFDS name."
-        ) from err
-
-
-def _tfds_parts(name: str, found: Sequence[str], validation_fraction: float, test_fraction: float) -> dict[str, str]:
-    if "train" not in found:
-        raise ValueError(f"TFDS data set {name!r} has no 'train' split (it has {sorted(found)}).")
-    val = next((s for s in ("validation", "val") if s in found), None)
-    test = "test" if "test" in found else None
-    cut_test = 0 if test else round(100 * test_fraction)
-    cut_val = 0 if val else round(100 * validation_fraction)
-    keep = 100 - cut_test - cut_val
-    parts = {"train": "train" if keep == 100 else f"train[:{keep}%]"}
-    parts["val"] = val or f"train[{keep}%:{keep + cut_val}%]"
-    parts["test"] = test or f"train[{100 - cut_test}%:]"
-    return parts
-
-
-def tfds_splits(
-    name: str,
-    *,
-    image_size: int | Sequence[int] = 64,
-    validation_fraction: float = 0.15,
-    test_fraction: float = 0.25,
-    seed: int = 0,
-    imbalance_factor: float | None = None,
-    channels: int = 3,
-    on_bad_file: str = "skip",
-    data_dir: str | None = None,
-) -> TfdsSplits:
-    """A TFDS data set prepared on this machine, as :class:`TfdsSplits` (never a download).
-
-    Prepare it where there is a network (``tfds build NAME`` or
-    ``tfds.builder(NAME).download_and_prepare()``) and copy the data directory
-    (``~/tensorflow_datasets/NAME``) here, or pass ``data_dir``. ``imbalance_factor`` is
-    not supported on TFDS sources (cut the folder instead: see docs/your-data.md).
-    """
-    tfds = _tfds(f"the TFDS data set {name!r}")
-    size = v.int_or_ints("image_size", image_size, low=1, length=2)
-    size = (size, size) if isinstance(size, int) else tuple(size)
-    channels = v.choice("channels", v.integer("channels", channels), (1, 3))
-    v.choice("on_bad_file", on_bad_file, ON_BAD_FILE)
-    v.integer("seed", seed)
-    if imbalance_factor is not None:
-        raise ValueError(
-            f"imbalance_factor={imbalance_factor!r} is not supported on a TFDS source ({name!r}); "
-            "export it to an image folder to cut a long-tailed profile."
-        )
-    builder = tfds.builder(name, data_dir=data_dir)
-    if not builder.is_prepared():
-        raise FileNotFoundError(
-            f"TFDS data set {name!r} is not prepared under {builder.data_dir}. Prepare it on a "
-            f"machine with internet (`tfds build {name}`) and copy the folder here; tenfold never "
-            "downloads data during a run."
-        )
-    parts = _tfds_parts(name, list(builder.info.splits), validation_fraction, test_fraction)
-    names = list(builder.info.features["label"].names)
-    counts = {}
-    for split, spec in parts.items():
-        ds = builder.as_dataset(split=spec, decoders={"image": tfds.decode.SkipDecoding()})
-        found = [0] * len(names)
-        for labels in ds.map(lambda e: e["label"]).batch(65536).as_numpy_iterator():
-            for c, n in zip(*np.unique(labels, return_counts=True)):
-                found[int(c)] += int(n)
-        counts[split] = found
-    return TfdsSplits(name, data_dir, parts, names, counts, size, channels)
 
 
 def tfds_pipeline(
