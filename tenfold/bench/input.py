@@ -251,7 +251,7 @@ def _peak_memory(root: Path, n_files: int, seed: int) -> tuple[float, int]:
     code = _PROBE.format(image=IMAGE, batch=BATCH, crop=CROP_SCALE)
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     out = subprocess.run([sys.executable, "-c", code, os.fspath(root), str(n_files), str(seed)],
-                         capture_output=True, text=True, env=env, check=False)
+                         capture_output=True, text=True, env=env, check=False, timeout=3600)
     if out.returncode != 0:
         raise RuntimeError(f"the memory probe over {n_files} files failed:\n{out.stderr[-2000:]}")
     record = json.loads(out.stdout.strip().splitlines()[-1])
