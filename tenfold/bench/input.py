@@ -307,7 +307,8 @@ def _notes(root: Path, r: float, samples: dict[str, list[float]], used: dict[int
         f"{record['seconds']:.0f} s, under {root}",
         f"R = steps/s from batches in memory ({med['memory']:.2f}) ÷ steps/s from the pipeline without echo "
         f"({med['e=1']:.2f}) = {r:.2f}, measured in the same interleaved rounds; on a CPU the pipeline and "
-        "the step share the cores, so echo's speed-up is (1 + u)/(1 + u/e) with u = R − 1, below min(e, R)",
+        "the step share the cores: if they took turns, echo's speed-up would be (1 + u)/(1 + u/e) with "
+        "u = R − 1, below min(e, R)",
     ]
     plain = used[1][2]
     for e in FACTORS[1:]:
