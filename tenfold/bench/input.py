@@ -323,9 +323,13 @@ def _notes(root: Path, r: float, samples: dict[str, list[float]], used: dict[int
 
 def _plot(ctx: BenchContext, samples: dict[str, list[float]], r: float,
           used: dict[int, tuple[int, int, float]], memory: dict[int, tuple[float, int]]) -> str:
-    base = float(np.median(samples["e=1"]))
-    speed = [line(list(FACTORS), [1.0] + [float(np.median(samples[f"{p} e={e}"])) / base for e in FACTORS[1:]],
-                  f"echo after {p}", marker="o") for p in PLACES]
+    base = np.asarray(samples["e=1"])
+
+    def ratio(key: str) -> float:  # the rows' statistic: the median of the per-round ratios
+        return float(np.median(np.asarray(samples[key])[: len(base)] / base[: len(samples[key])]))
+
+    speed = [line(list(FACTORS), [1.0] + [ratio(f"{p} e={e}") for e in FACTORS[1:]], f"echo after {p}", marker="o")
+             for p in PLACES]
     speed += [line(list(FACTORS), [min(e, r) for e in FACTORS], "min(e, R)", color="k", ls="--"),
               line(list(FACTORS), [0.8 * min(e, r) for e in FACTORS], "goal 0.8·min(e, R)", color="grey", ls=":")]
     percent = [100 * used[e][2] for e in FACTORS]
