@@ -35,14 +35,8 @@ FUZZED_KINDS = (
     "precision", "longtail",
 )
 
-_OTHERS = "validated by its own issue's work; added back at integration"
-#: components that other engineers validate right now (remat, AGC, the optimizers)
-EXCLUDED: dict[str, str] = {
-    "Recompute": _OTHERS,
-    "AGC": _OTHERS,
-    "Adafactor": _OTHERS,
-    "SM3": _OTHERS,
-}
+#: components whose arguments are not fuzzed, with the reason
+EXCLUDED: dict[str, str] = {}
 
 #: Keras' own keyword arguments, passed through to Keras unchanged
 NOT_FUZZED = ("name", "dtype")
@@ -145,6 +139,11 @@ MEANINGFUL: dict[tuple[str, str, str], str] = {
     ("resample", "seed", "0"): _SEED_ZERO,
     ("adjust_logits", "tau", "0"): "tau = 0 returns the logits unchanged",
     ("tau_normalize", "tau", "0"): "tau = 0 leaves the classifier unchanged",
+    ("Adafactor", "beta_1", "0"): "beta_1 = 0: no momentum slot (the paper's memory-light form)",
+    ("SM3", "momentum", "0"): "momentum 0: the sub-linear-memory setting of the paper",
+    ("SM3", "epsilon", "0"): "epsilon 0: the paper's rule without damping",
+    ("AGC", "exclude", "unknown string"): "a valid regex; matching nothing excludes nothing",
+    ("AGC", "exclude", "empty list"): "exclude nothing: clip the classifier too",
 }
 
 
