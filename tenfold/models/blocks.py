@@ -18,6 +18,7 @@ import keras
 from tenfold import _validate as v
 from tenfold import registry
 from tenfold._api import export
+from tenfold.layers._fused import fused_counterpart
 from tenfold.testing import ContractExample
 
 
@@ -156,8 +157,6 @@ class ResidualBlock(keras.layers.Layer):
     def _make_conv(self, kernel_size: int, strides: int, name: str) -> keras.layers.Layer:
         layer = make_conv(self.conv, self.filters, kernel_size, strides=strides, name=name)
         if self.fused:
-            from tenfold.reparam.fusion import fused_counterpart  # reparam imports models
-
             layer = fused_counterpart(layer)
         return layer
 

@@ -30,6 +30,7 @@ from keras import ops
 
 from tenfold import _validate as v
 from tenfold._api import export
+from tenfold.layers._fused import fused_counterpart
 from tenfold.models.blocks import (
     activation_function,
     check_block_args,
@@ -192,8 +193,6 @@ class NFResidualBlock(keras.layers.Layer):
     def _make_conv(self, kernel_size: int, strides: int, name: str) -> keras.layers.Layer:
         layer = make_conv(self.conv, self.filters, kernel_size, strides=strides, name=name)
         if self.fused:
-            from tenfold.reparam.fusion import fused_counterpart
-
             layer = fused_counterpart(layer)
         return layer
 

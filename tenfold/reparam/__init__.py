@@ -1,5 +1,6 @@
 """tenfold.reparam — structural re-parameterization: deploy (fold for inference) and convert."""
 
+from tenfold.layers._fused import fused_counterpart
 from tenfold.reparam.convert import convert
 from tenfold.reparam.deploy import (
     check,
@@ -9,7 +10,7 @@ from tenfold.reparam.deploy import (
     max_difference,
     parameter_count,
 )
-from tenfold.reparam.fusion import effective_weights, fused_counterpart
+from tenfold.reparam.fusion import effective_weights
 
 __all__ = [
     "check",

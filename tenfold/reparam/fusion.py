@@ -24,13 +24,12 @@ import keras
 import numpy as np
 
 from tenfold.layers._branches import BranchBlock
+from tenfold.layers._fused import WS_ONLY_KEYS
 from tenfold.layers.extended_batch_norm import ExtendedBatchNormalization
 from tenfold.layers.fused_batch_norm import FusedBatchNormalization
 from tenfold.layers.ws_conv import WSConv1D, WSConv2D, WSDense
 from tenfold.ops.fusion import fold_batch_norm
 from tenfold.ops.standardize import standardize_kernel
-
-_WS_ONLY_KEYS = ("use_gain", "epsilon")
 
 _L = keras.layers
 _CONVS = (_L.Conv1D, _L.Conv2D, _L.Conv3D)
@@ -180,7 +179,7 @@ def deploy_form(layer: Any, *, folded: bool, dtype: Any, name: str, padded: bool
             padding="same" if layer.padding == "same" and not padded else "valid",
             use_bias=True, dtype=dtype, name=name,
         )
-    config = {k: v for k, v in layer.get_config().items() if k not in _WS_ONLY_KEYS}
+    config = {k: v for k, v in layer.get_config().items() if k not in WS_ONLY_KEYS}
     if folded:
         config.update(use_bias=True, bias_initializer="zeros")
     config.update(dtype=dtype, name=name)
@@ -217,32 +216,6 @@ def branch_padding(block: BranchBlock, input_shape: tuple[int | None, ...]) -> i
     if all(keras_same_is_symmetric(size, block.kernel_size, block.strides) for size in input_shape[1:3]):
         return 0
     return block.pad
-
-
-def fused_counterpart(layer: keras.layers.Layer) -> keras.layers.Layer:
-    """A new, unbuilt layer of the fused form of producer ``layer`` (same name, dtype).
-
-    Used by :class:`tenfold.models.ResidualBlock` for its ``fused=True`` form:
-    ``Conv2D`` → ``Conv2D`` with a bias; ``WSConv2D`` → plain ``Conv2D`` with a bias (the
-    standardized kernel is frozen); ``ACBlock``/``RepVGGBlock`` → the same block with
-    ``deploy=True`` (one ``Conv2D`` named ``fused``).
-
-    Example:
-    >>> new = fused_counterpart(keras.layers.Conv2D(4, 3, use_bias=False, name="c"))
-    >>> new.use_bias, new.name
-    (True, 'c')
-    """
-    if isinstance(layer, BranchBlock):
-        return type(layer).from_config({**layer.get_config(), "deploy": True})
-    if type(layer) not in (keras.layers.Conv2D, WSConv2D) or not is_producer(layer):
-        raise TypeError(
-            f"layer {layer.name!r} of type {type(layer).__name__} has no fused form; accepted: "
-            "Conv2D (linear activation, channels_last), WSConv2D, ACBlock, RepVGGBlock."
-        )
-    config = {k: v for k, v in layer.get_config().items() if k not in _WS_ONLY_KEYS}
-    config["use_bias"] = True
-    config["bias_initializer"] = "zeros"
-    return keras.layers.Conv2D.from_config(config)
 
 
 def effective_weights(layer: keras.layers.Layer, norm: keras.layers.Layer | None = None) -> tuple[np.ndarray, np.ndarray]:
