@@ -23,12 +23,14 @@ from tenfold import (
     schedules,
 )
 from tenfold.lr_finder import lr_find
+from tenfold.reparam.convert import convert
 
 __version__ = "0.1.0"
 
 __all__ = [
     "__version__",
     "callbacks",
+    "convert",
     "data",
     "layers",
     "longtail",

@@ -102,9 +102,10 @@ def get(kind: str, name: str) -> Any:
     """
     _ensure_loaded()
     table = _ENTRIES.get(kind, {})
-    if name in table:
+    if isinstance(name, str) and name in table:
         return table[name].obj
     choices = sorted(table)
+    hint = suggest(name, choices) if isinstance(name, str) else ""
     raise ValueError(
-        f"Unknown {kind} {name!r}.{suggest(name, choices)} Accepted: {', '.join(choices) or '(none)'}."
+        f"Unknown {kind} {name!r}.{hint} Accepted: {', '.join(choices) or '(none)'}."
     )
