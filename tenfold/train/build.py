@@ -85,7 +85,8 @@ def build(
     run_data = data.build_data(d, seed=recipe.seed)
     # the dtype policy must be in force before the model is built
     chosen = precision.configure(recipe.precision.policy, jit_compile=recipe.precision.jit_compile)
-    net = model.build_model(recipe.model, run_data.splits.input_shape, run_data.num_classes)
+    net = model.build_model(recipe.model, run_data.splits.input_shape, run_data.num_classes,
+                            max_parameters=recipe.train.max_parameters)
     chosen = chosen.inspect(net)
     steps = data.steps_per_epoch(d, len(run_data.splits.y_train))
 

@@ -36,14 +36,35 @@ def build_data(d: DataConfig, *, seed: int) -> RunData:
     try:
         splits = tf_data.load(
             d.name, validation_fraction=d.validation_fraction, test_fraction=d.test_fraction,
-            seed=seed, image_size=d.image_size,
+            seed=seed, image_size=tuple(d.image_size) if isinstance(d.image_size, list) else d.image_size,
         )
     except (FileNotFoundError, ValueError, RuntimeError) as err:
         raise RecipeError(f"data.name: {err}") from err
+    if d.channels is not None:
+        splits = dataclasses.replace(splits, **{
+            k: with_channels(getattr(splits, k), d.channels) for k in ("x_train", "x_val", "x_test")})
     if d.imbalance_factor is not None and d.imbalance_factor > 1:
         x, y, _ = tf_data.long_tailed(splits.x_train, splits.y_train, d.imbalance_factor, seed=seed)
         splits = dataclasses.replace(splits, x_train=x, y_train=y)
     return RunData(splits, splits.class_counts())
+
+
+LUMA = (0.299, 0.587, 0.114)  # ITU-R BT.601, as tf.image.rgb_to_grayscale
+
+
+def with_channels(x: np.ndarray, channels: int) -> np.ndarray:
+    """Images ``x`` (N, H, W, C) with ``channels`` channels: grey repeated to RGB, or RGB to
+    grey by luma; unchanged when they already have them."""
+    if x.ndim != 4:
+        raise RecipeError(f"data.channels: the data are not images (shape {x.shape[1:]}); remove data.channels.")
+    have = x.shape[-1]
+    if have == channels:
+        return x
+    if have == 1 and channels == 3:
+        return np.repeat(x, 3, axis=-1)
+    if have == 3 and channels == 1:
+        return np.tensordot(x, np.asarray(LUMA, x.dtype), axes=([-1], [0]))[..., None].astype(x.dtype)
+    raise RecipeError(f"data.channels: cannot turn images of {have} channels into {channels}; accepted: 1 <-> 3.")
 
 
 def steps_per_epoch(d: DataConfig, train_examples: int) -> int:

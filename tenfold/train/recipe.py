@@ -26,7 +26,7 @@ import keras
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from tenfold import registry
+from tenfold import _validate, registry
 
 
 class RecipeError(ValueError):
@@ -87,7 +87,14 @@ class EchoConfig(Section):
 
 class DataConfig(Section):
     name: str = Field("digits", description="'digits', a .npz file, an image folder or a TFDS name")
-    image_size: int | None = Field(None, gt=0)
+    image_size: PositiveInt | list[PositiveInt] | None = Field(
+        None, description="resize images to this size: an int or [height, width] "
+        "(keras.applications models need at least 32x32; digits are 8x8)"
+    )
+    channels: Literal[1, 3] | None = Field(
+        None, description="3: grey images repeated to RGB (for a model that takes 3 channels); "
+        "1: RGB to grey (ITU-R 601 luma); null: as loaded"
+    )
     validation_fraction: float = Field(0.15, gt=0.0, lt=1.0)
     test_fraction: float = Field(0.25, gt=0.0, lt=1.0)
     imbalance_factor: float | None = Field(
@@ -100,9 +107,69 @@ class DataConfig(Section):
     )
     echo: EchoConfig | None = Field(None, description="data echoing (docs/data-echoing.md); null: off")
 
+    @field_validator("image_size")
+    @classmethod
+    def _size_pair(cls, value: Any) -> Any:
+        if isinstance(value, list) and len(value) != 2:
+            raise ValueError(f"image_size must be an int or [height, width], received a list of {len(value)}")
+        return value
+
+
+APPLICATIONS = "keras.applications."
+BUILT_IN_MODELS = ("small_resnet", "mlp")
+# the keys that shape tenfold's own networks; a keras.applications, file or factory model
+# takes its settings from model.options / model.convert instead
+SWITCH_KEYS = ("width", "blocks", "conv", "norm", "activation", "hidden", "dropout", "head")
+
+
+def application_names() -> list[str]:
+    """The model constructors of ``keras.applications`` (``MobileNetV2``, ``ResNet50``, ...)."""
+    return sorted(n for n in dir(keras.applications)
+                  if n[:1].isupper() and callable(getattr(keras.applications, n)))
+
+
+def _known_model_name(value: str) -> str:
+    if value in BUILT_IN_MODELS:
+        return value
+    names = application_names()
+    if value.startswith(APPLICATIONS) and value[len(APPLICATIONS):] in names:
+        return value
+    choices = [*BUILT_IN_MODELS, *(APPLICATIONS + n for n in names)]
+    near = _validate.suggest(value, choices)
+    if not near:  # "MobileNetV2" or "keras.applications.MobilenetV2"
+        close = difflib.get_close_matches(value.removeprefix(APPLICATIONS), names, n=1, cutoff=0.5)
+        near = f" Did you mean {APPLICATIONS + close[0]!r}?" if close else ""
+    raise ValueError(
+        f"unknown model {value!r};{near} accepted: {', '.join(BUILT_IN_MODELS)} or "
+        f"{APPLICATIONS}<name> with <name> one of {', '.join(names)} (or use model.path / "
+        "model.factory for your own model)"
+    )
+
+
+class ConvertConfig(Section):
+    """Layer swaps on any functional model, through ``tenfold.reparam.convert`` (docs/your-model.md)."""
+
+    conv: Literal["ws", "acnet", "repvgg"] | None = Field(
+        None, description="Conv2D -> WSConv2D, ACBlock or RepVGGBlock where the kernel allows it"
+    )
+    norm: Literal["ebn", "fused_bn"] | None = Field(
+        None, description="BatchNormalization -> ExtendedBatchNormalization or FusedBatchNormalization"
+    )
+    exclude: list[str] = Field(default_factory=list, description="layer-path regexes left as they are")
+
 
 class ModelConfig(Section):
-    name: Literal["small_resnet", "mlp"] = "small_resnet"
+    name: str | None = Field(
+        "small_resnet", description="small_resnet, mlp or keras.applications.<Name> (weights=None, "
+        "input shape and classes from the data); null with model.path or model.factory"
+    )
+    path: str | None = Field(None, description="a .keras model file to train (input and classes must fit the data)")
+    factory: str | None = Field(
+        None, description="'package.module:function' called as function(input_shape, num_classes, **options)"
+    )
+    options: dict[str, Any] = Field(
+        default_factory=dict, description="keyword arguments of the keras.applications constructor or the factory"
+    )
     width: int = Field(16, gt=0)
     blocks: list[PositiveInt] = Field(default_factory=lambda: [1, 1, 1], min_length=1,
                                       description="residual blocks per stage")
@@ -114,10 +181,92 @@ class ModelConfig(Section):
     head: Literal["dense", "normed"] = Field(
         "dense", description="classifier: Dense, or NormedDense (cosine logits, for loss ldam)"
     )
+    convert: ConvertConfig | None = Field(
+        None, description="swap layers of the model (tenfold.reparam.convert); null: as built"
+    )
+    bn_momentum: float | None = Field(
+        None, gt=0.0, lt=1.0, description="momentum of every batch-norm layer (keras.applications "
+        "build 0.999: too slow for a small data set from scratch); null: as built"
+    )
     remat: Literal["sqrt"] | int | list[str] | None = Field(
         None, description="gradient recomputation (docs/recompute.md): 'sqrt', a segment count "
         "or layer names; null: off"
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _source_default(cls, data: Any) -> Any:
+        """``model.path`` / ``model.factory`` given without ``model.name``: no built-in name."""
+        if isinstance(data, dict) and "name" not in data and (
+            data.get("path") is not None or data.get("factory") is not None
+        ):
+            return {**data, "name": None}
+        return data
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelConfig:
+        given = {k: getattr(self, k) for k in ("name", "path", "factory") if getattr(self, k) is not None}
+        if len(given) != 1:
+            shown = ", ".join(f"model.{k}={v!r}" for k, v in given.items()) or "none"
+            raise ValueError(
+                f"give exactly one of model.name, model.path, model.factory; received {shown}"
+            )
+        if self.builtin:
+            if self.options:
+                raise ValueError(
+                    f"model.options={self.options}: {self.name} takes its settings from model.width, "
+                    "model.blocks, ... (options are for keras.applications and factory models)"
+                )
+            return self
+        defaults = ModelConfig.model_fields
+        changed = [k for k in SWITCH_KEYS if k in self.model_fields_set
+                   and getattr(self, k) != defaults[k].get_default(call_default_factory=True)]
+        if changed:
+            raise ValueError(
+                f"model.{changed[0]}: shapes tenfold's own small_resnet / mlp only, not "
+                f"{self.source}; set the constructor's arguments in model.options and swap layers "
+                "with model.convert"
+            )
+        return self
+
+    @property
+    def builtin(self) -> bool:
+        """Whether the model is one of tenfold's own networks (``small_resnet``, ``mlp``)."""
+        return self.name in BUILT_IN_MODELS
+
+    @property
+    def source(self) -> str:
+        """The model's source, for messages: its name, ``path: ...`` or ``factory: ...``."""
+        if self.path is not None:
+            return f"model.path {self.path!r}"
+        if self.factory is not None:
+            return f"model.factory {self.factory!r}"
+        return str(self.name)
+
+    @field_validator("name")
+    @classmethod
+    def _known_name(cls, value: str | None) -> str | None:
+        return None if value is None else _known_model_name(value)
+
+    @field_validator("path")
+    @classmethod
+    def _keras_file(cls, value: str | None) -> str | None:
+        if value is not None and not value.endswith(".keras"):
+            raise ValueError("must be a .keras file (written by model.save)")
+        return value
+
+    @field_validator("factory")
+    @classmethod
+    def _factory_form(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        module, _, function = value.partition(":")
+        if not (module and function and all(p.isidentifier() for p in module.split("."))
+                and function.isidentifier()):
+            raise ValueError(
+                "must be 'package.module:function' (e.g. 'my_models:build')"
+            )
+        return value
 
     @field_validator("remat")
     @classmethod
@@ -139,7 +288,10 @@ class ModelConfig(Section):
         return value
 
     def parameter_estimate(self, input_size: int = 1, num_classes: int = 2) -> int:
-        """A lower bound on the parameter count (inputs of ``input_size`` values)."""
+        """A lower bound on the parameter count (inputs of ``input_size`` values); 0 for a
+        model tenfold does not build itself (counted once built)."""
+        if not self.builtin:
+            return 0
         if self.name == "mlp":
             sizes = [input_size, *self.hidden, num_classes]
             return sum(a * b + b for a, b in zip(sizes, sizes[1:]))
@@ -380,8 +532,20 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """``raw`` with each ``--set`` applied in order.
+
+    An override that sets the model's source to a model tenfold does not build itself
+    (``model.name=keras.applications.X``, ``model.path=...``, ``model.factory=...``) replaces
+    the recipe's model: the other source keys and the small_resnet / mlp keys of the recipe
+    are dropped (``model.options``, ``model.convert`` and ``model.remat`` stay).
+    """
     for text in overrides:
         parts, value = parse_override(text)
+        if (len(parts) == 2 and parts[0] == "model" and parts[1] in ("name", "path", "factory")
+                and value is not None and value not in BUILT_IN_MODELS
+                and isinstance(raw.get("model"), dict)):
+            for key in ("name", "path", "factory", *SWITCH_KEYS):
+                raw["model"].pop(key, None)
         _set_path(raw, parts, value, f"--set {text!r}")
     return raw
 

@@ -26,10 +26,16 @@ def learning_rate_curve(optimizer: keras.optimizers.Optimizer, steps: int) -> li
     Schedules are pure functions of the step, so the curve is computed after training from
     the schedule itself: exact, free of per-batch overhead, and right across resumes.
     """
+    optimizer = getattr(optimizer, "inner_optimizer", optimizer)  # AGC: the wrapped one's rate
     schedule = getattr(optimizer, "_learning_rate", None)
     if isinstance(schedule, keras.optimizers.schedules.LearningRateSchedule):
-        values = schedule(keras.ops.arange(steps, dtype="int64"))
-        return [float(v) for v in np.asarray(keras.ops.convert_to_numpy(values)).reshape(-1)]
+        try:
+            values = schedule(keras.ops.arange(steps, dtype="int64"))
+            return [float(v) for v in np.asarray(keras.ops.convert_to_numpy(values)).reshape(-1)]
+        except ValueError:  # a schedule that branches on a scalar step (CosineDecay's warm-up)
+            at = np.unique(np.linspace(0, steps - 1, min(steps, 2000)).round().astype("int64"))
+            sampled = [float(keras.ops.convert_to_numpy(schedule(int(i)))) for i in at]
+            return [float(v) for v in np.interp(np.arange(steps), at, sampled)]
     rate = float(np.asarray(keras.ops.convert_to_numpy(optimizer.learning_rate)))
     return [rate] * steps
 
