@@ -119,11 +119,16 @@ def logging_notes() -> list[str]:
 def run_callbacks(
     out: Path, recipe_yaml: str, resume: Checkpoint | None
 ) -> list[keras.callbacks.Callback]:
-    """Non-finite check, checkpoint, history and TensorBoard callbacks writing into ``out``."""
+    """Non-finite check, history, checkpoint and TensorBoard callbacks writing into ``out``.
+
+    ``history.csv`` gets its row before the epoch's checkpoint: a run killed between the two
+    resumes from the previous checkpoint and rewrites the row, whereas the other order lost
+    the row of the last checkpointed epoch.
+    """
     listed: list[keras.callbacks.Callback] = [
         NonFiniteGuard(),
-        EpochCheckpoint(out / "checkpoints", recipe_yaml, resume),
         HistoryCSV(out / "history.csv"),
+        EpochCheckpoint(out / "checkpoints", recipe_yaml, resume),
     ]
     if tensorboard_available():
         listed.append(EpochTensorBoard(str(out / "tensorboard")))
