@@ -541,13 +541,16 @@ def _momentum_notes(state: Table, best: dict, w: _Warmup) -> list[str]:
     loss = ", ".join(f"{label} {b[bf16][0] / b['Adam'][0]:.3f}× (float32 momentum {b[f32][0] / b['Adam'][0]:.3f}×)"
                      for label, b in best.items())
     grids = "; ".join(f"{n}: {', '.join(f'{r:g}' for r in rates)}" for n, rates in w.grids.items())
+    edges = [f"{label} {n} ({b[n][1]:g})" for label, b in best.items() for n in b
+             if len(w.grids[n]) > 1 and b[n][1] in (min(w.grids[n]), max(w.grids[n]))]
+    edge = f" Best rates at an end of their grid (a better one may lie beyond): {', '.join(edges)}." if edges else ""
     return [
         f"bfloat16 momentum halves the momentum slot: Adafactor with β₁ = 0.9 keeps (float32 → bfloat16) {saving} "
         f"of Adam's state. Its {w.steps}-step loss / Adam's: {loss}.",
         f"Loss runs: batch {w.batch}, same initial weights and batches for every optimizer, peak rates {grids}. "
         f"The encoder of the loss runs has {w.encoder[0]} block{'s' if w.encoder[0] > 1 else ''} of "
         f"d={w.encoder[1]} ({w.encoder[2]} heads; the same builder as the 6-block state row, smaller so that "
-        "every grid trains on a CPU).",
+        "every grid trains on a CPU)." + edge,
     ]
 
 

@@ -117,5 +117,11 @@ def test_momentum_notes_and_tables_are_computed():
     notes = optimizers._momentum_notes(state, best, w)
     assert "ResNet50 64×64 0.500× → 0.250×" in notes[0]
     assert "CNN 0.500× (float32 momentum 0.500×)" in notes[0]
+    assert "Best rates at an end" not in notes[1]  # one rate each in quick mode: no grid to leave
+    full = optimizers._Warmup.of(quick=False)
+    best["CNN"]["Adam"] = (2.0, max(full.grids["Adam"]))
+    best["CNN"][optimizers.BF16_ADAFACTOR] = (1.0, 0.03)  # inside its grid
+    edges = optimizers._momentum_notes(state, best, full)[1].split("Best rates at an end of their grid")[1]
+    assert "CNN Adam (0.01)" in edges and optimizers.BF16_ADAFACTOR not in edges
     tables = optimizers._momentum_tables(state, best, w)
     assert "| CNN | 2.0000 (0.01) |" in tables[1] and "after 60 steps (6 warm-up" in tables[1]
