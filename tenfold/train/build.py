@@ -82,13 +82,14 @@ def build(
     """
     keras.utils.set_random_seed(recipe.seed)
     d, epochs = recipe.data, recipe.train.epochs
-    run_data = data.build_data(d, seed=recipe.seed)
+    run_data = data.build_data(d, seed=recipe.seed,
+                               splits_file=Path(out) / data.SPLITS_FILE if resume else None)
     # the dtype policy must be in force before the model is built
     chosen = precision.configure(recipe.precision.policy, jit_compile=recipe.precision.jit_compile)
-    net = model.build_model(recipe.model, run_data.splits.input_shape, run_data.num_classes,
+    net = model.build_model(recipe.model, run_data.input_shape, run_data.num_classes,
                             max_parameters=recipe.train.max_parameters)
     chosen = chosen.inspect(net)
-    steps = data.steps_per_epoch(d, len(run_data.splits.y_train))
+    steps = data.steps_per_epoch(d, run_data.examples("train"))
 
     def train_dataset(echo: Echo | None) -> Any:
         return data.train_dataset(d, run_data, echo, seed=recipe.seed, epochs=epochs)
@@ -109,11 +110,11 @@ def build(
     )
     technique = callbacks.technique_callbacks(
         recipe.schedule, recipe.callbacks.drw, optimizer, run_data.class_counts)
-    notes = (precision_note(chosen), *range_notes, *optimization.agc_notes(optimizer),
+    notes = (*data.data_notes(run_data), precision_note(chosen), *range_notes, *optimization.agc_notes(optimizer),
              *optimization.loss_notes(recipe.loss, recipe.callbacks.drw))
     return Run(
         recipe=recipe, out=Path(out), data=run_data, model=net, train_data=train_data,
-        validation_data=data.eval_dataset(d, run_data.splits.x_val, run_data.splits.y_val),
+        validation_data=data.eval_split(d, run_data, "val"),
         steps_per_epoch=steps, echo=echo, callbacks=tuple(technique), precision=chosen,
         fit_kwargs=data.fit_kwargs(d, steps), notes=notes, range_test=tested,
     )

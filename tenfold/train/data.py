@@ -2,13 +2,22 @@
 
 The training dataset is assembled in the DESIGN.md order: long-tail profile → re-sampling
 (``data.sampler``) → augmentation → echo (``data.echo``) → batch → prefetch.
+
+Two paths: digits, ``.npz`` files and TFDS names are loaded into memory
+(:func:`tenfold.data.load`); an image folder is *streamed*: listed into file splits
+(:func:`tenfold.data.stream_splits`: class counts from the listing, stratified by file, bad
+headers skipped or, with ``data.on_bad_file: fail``, named) that the run directory keeps in
+``splits.json``, and read, decoded and resized batch by batch
+(:func:`tenfold.data.image_pipeline`), never loaded whole.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import keras
@@ -18,21 +27,60 @@ from tenfold import data as tf_data
 from tenfold._tf import tensorflow
 from tenfold.train.recipe import DataConfig, RecipeError
 
+SPLITS_FILE = "splits.json"
+STREAM_IMAGE_SIZE = 64  # an image folder's default data.image_size
+
 
 @dataclass(frozen=True)
 class RunData:
-    """The splits of a run, after the long-tail profile, and the training class counts."""
+    """The splits of a run, after the long-tail profile, and the training class counts.
 
-    splits: tf_data.Splits
+    ``splits``: arrays in memory, or ``files``: the file splits of a streamed image folder
+    (then ``splits`` is None).
+    """
+
+    splits: tf_data.Splits | None
     class_counts: list[int]
+    files: tf_data.FileSplits | None = None
 
     @property
     def num_classes(self) -> int:
-        return self.splits.num_classes
+        return self.files.num_classes if self.files is not None else self.splits.num_classes
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.files.input_shape if self.files is not None else self.splits.input_shape
+
+    @property
+    def class_names(self) -> list[str]:
+        return list(self.files.class_names if self.files is not None else self.splits.class_names)
+
+    @property
+    def source(self) -> str:
+        return self.files.root if self.files is not None else self.splits.source
+
+    def examples(self, split: str) -> int:
+        """Examples of ``split`` (``"train"``, ``"val"``, ``"test"``)."""
+        if self.files is not None:
+            return len(self.files.labels(split))
+        return int(len({"train": self.splits.y_train, "val": self.splits.y_val, "test": self.splits.y_test}[split]))
 
 
-def build_data(d: DataConfig, *, seed: int) -> RunData:
-    """Load and split the data set; long-tail the training split when asked."""
+def is_streamed(d: DataConfig) -> bool:
+    """Whether ``data.name`` is an image folder (the streaming path)."""
+    return os.path.isdir(d.name)
+
+
+def build_data(d: DataConfig, *, seed: int, splits_file: Path | None = None) -> RunData:
+    """Load and split the data set; long-tail the training split when asked.
+
+    An image folder is listed, not loaded; ``splits_file``: an interrupted run's
+    ``splits.json``, read back when it exists (the same files as before).
+    """
+    if is_streamed(d):
+        return _stream_data(d, seed=seed, splits_file=splits_file)
+    if d.on_bad_file != "skip":
+        raise RecipeError(f"data.on_bad_file: applies to an image folder; {d.name!r} is not one.")
     try:
         splits = tf_data.load(
             d.name, validation_fraction=d.validation_fraction, test_fraction=d.test_fraction,
@@ -67,10 +115,73 @@ def with_channels(x: np.ndarray, channels: int) -> np.ndarray:
     raise RecipeError(f"data.channels: cannot turn images of {have} channels into {channels}; accepted: 1 <-> 3.")
 
 
+def _stream_data(d: DataConfig, *, seed: int, splits_file: Path | None) -> RunData:
+    if d.echo is not None and d.echo.level == "batch":
+        raise RecipeError("data.echo.level: an image folder is echoed per example (after decoding or "
+                          "after augmentation), received 'batch'.")
+    if d.sampler == "progressive":
+        raise RecipeError("data.sampler: 'progressive' needs the data in memory; an image folder takes "
+                          "class_balanced, square_root or instance.")
+    size = d.image_size if d.image_size is not None else STREAM_IMAGE_SIZE
+    try:
+        files = tf_data.stream_splits(
+            d.name, image_size=tuple(size) if isinstance(size, list) else size,
+            validation_fraction=d.validation_fraction, test_fraction=d.test_fraction, seed=seed,
+            imbalance_factor=d.imbalance_factor if d.imbalance_factor and d.imbalance_factor > 1 else None,
+            channels=d.channels or 3, on_bad_file=d.on_bad_file,
+            splits_file=splits_file if splits_file is not None and splits_file.is_file() else None,
+        )
+    except (FileNotFoundError, ValueError, RuntimeError) as err:
+        raise RecipeError(f"data.name: {err}") from err
+    return RunData(None, files.class_counts("train"), files)
+
+
+def data_notes(run_data: RunData) -> list[str]:
+    """The report's lines on the data path: streamed files and the bad files skipped."""
+    f = run_data.files
+    if f is None:
+        return []
+    notes = [f"data: streamed from the image folder {f.root} ({f.layout}; splits in {SPLITS_FILE}), "
+             f"images decoded and resized to {f.image_size[0]}x{f.image_size[1]}x{f.channels} batch by batch."]
+    if f.bad_files:
+        shown = "; ".join(f"{p} ({why})" for p, why in f.bad_files[:5])
+        notes.append(f"data: {len(f.bad_files)} bad file(s) skipped (unreadable header): {shown}"
+                     f"{' ...' if len(f.bad_files) > 5 else ''}.")
+    return notes
+
+
+def _stream(run_data: RunData, split: str, d: DataConfig, *, seed: int, training: bool,
+            echo: tf_data.Echo | None = None) -> Any:
+    f = run_data.files
+    placement = "decode" if d.echo is not None and d.echo.placement == "before_augmentation" else "augment"
+    try:
+        return tf_data.image_pipeline(
+            f.paths(split), f.labels(split), image_size=tuple(f.image_size),
+            batch_size=d.batch_size if training else max(256, d.batch_size), training=training,
+            augment=training and d.augment.random_translation > 0, echo=echo, echo_at=placement,
+            seed=seed, on_bad_file="skip", channels=f.channels, sampling=d.sampler if training else None,
+            class_counts=run_data.class_counts if training and d.sampler else None,
+        ).dataset
+    except (TypeError, ValueError) as err:
+        raise RecipeError(f"data: {err}") from err
+
+
+def eval_split(d: DataConfig, run_data: RunData, split: str) -> Any:
+    """The evaluation ``tf.data.Dataset`` of ``split`` (``"val"``, ``"test"``), in order."""
+    if run_data.files is not None:
+        return _stream(run_data, split, d, seed=0, training=False)
+    s = run_data.splits
+    x, y = {"val": (s.x_val, s.y_val), "test": (s.x_test, s.y_test)}[split]
+    return eval_dataset(d, x, y)
+
+
 def steps_per_epoch(d: DataConfig, train_examples: int) -> int:
     """Optimizer steps in one epoch of the training dataset (with data.echo: of the echoed
-    dataset; the mean for a fractional factor)."""
+    dataset; the mean for a fractional factor). A streamed folder's pipeline drops the last,
+    partial batch."""
     n, batch, e = train_examples, d.batch_size, d.echo
+    if is_streamed(d):
+        return max(1, round(n * (e.factor if e is not None else 1.0)) // batch)
     if e is not None and e.level == "batch":
         return max(1, round(math.ceil(n / batch) * e.factor))
     if e is not None:
@@ -117,6 +228,9 @@ def train_dataset(
     d: DataConfig, run_data: RunData, echo: tf_data.Echo | None, *, seed: int, epochs: int
 ) -> Any:
     """The training ``tf.data.Dataset`` of (image, label) batches, echoed by ``echo``."""
+    if run_data.files is not None:  # its length is known only once read (a skipped file): repeated,
+        # and fit is given steps_per_epoch (fit_kwargs)
+        return _stream(run_data, "train", d, seed=seed, training=True, echo=echo).repeat()
     tf = tensorflow("the trainer's input pipeline")
     x, y = run_data.splits.x_train, run_data.splits.y_train
     ds = tf.data.Dataset.from_tensor_slices((x, y.astype("int32")))
@@ -142,5 +256,5 @@ def eval_dataset(d: DataConfig, x: np.ndarray, y: np.ndarray) -> Any:
 
 def fit_kwargs(d: DataConfig, steps: int) -> dict[str, Any]:
     """``progressive`` yields all epochs in one pass: Keras keeps the iterator when
-    ``steps_per_epoch`` is given."""
-    return {"steps_per_epoch": steps} if d.sampler == "progressive" else {}
+    ``steps_per_epoch`` is given; a streamed folder is repeated and cut into epochs the same way."""
+    return {"steps_per_epoch": steps} if d.sampler == "progressive" or is_streamed(d) else {}

@@ -21,6 +21,7 @@ import numpy as np
 
 from tenfold import reparam
 from tenfold.train.build import Run
+from tenfold.train.data import eval_split
 from tenfold.train.files import write_json_atomic
 
 FACTS_FILE = "deploy.json"
@@ -123,7 +124,11 @@ def deploy_trained(run: Run) -> tuple[dict[str, Any], list[str]]:
     """``model.keras`` of the run, and ``deploy/`` with the fused model checked in float32
     against the trained model on the test split."""
     run.model.save(run.out / "model.keras")
-    x = run.data.splits.x_test
+    if run.data.files is not None:  # a streamed folder: its first test batch
+        x = next(iter(eval_split(run.recipe.data, run.data, "test")), (np.zeros((0, *run.data.input_shape)),))[0]
+        x = np.asarray(x, "float32")
+    else:
+        x = run.data.splits.x_test
     facts = deploy(run.model, x, run.out / "deploy", checked_on=f"test split ({len(x)} examples)",
                    fallback_unfused=True)
     return facts, describe(facts)

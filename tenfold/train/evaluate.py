@@ -19,6 +19,7 @@ from tenfold.longtail import adjust_logits, retrain_classifier, search_tau, tau_
 from tenfold.losses import LDAMLoss
 from tenfold.metrics.shot_accuracy import shot_group_masks
 from tenfold.train.build import Run
+from tenfold.train.data import eval_split
 from tenfold.train.recipe import PosthocConfig
 
 SPLITS = ("validation", "test")
@@ -88,7 +89,21 @@ def _adjusted(p: PosthocConfig, plain: dict[str, np.ndarray], y_val: np.ndarray,
     return logits, f"Post-hoc logit adjustment: logits − τ·log prior with τ = {tau:g}, {how}."
 
 
+def streamed_logits(model: keras.Model, dataset: Any) -> tuple[np.ndarray, np.ndarray]:
+    """The model's outputs (float64) and the labels over a dataset of ``(x, y)`` batches, in
+    one pass (a streamed split: the labels of the files actually decoded)."""
+    logits, labels = [], []
+    for x, y in dataset:
+        logits.append(np.asarray(keras.ops.convert_to_numpy(model(x, training=False)), "float64"))
+        labels.append(np.asarray(y))
+    if not logits:
+        return np.zeros((0, model.outputs[0].shape[-1])), np.zeros((0,), "int64")
+    return np.concatenate(logits), np.concatenate(labels).astype("int64")
+
+
 def _tau_norm(run: Run) -> tuple[dict[str, np.ndarray] | None, str]:
+    if run.data.files is not None:
+        return None, "τ-norm skipped: its τ search takes the validation images in memory; the data are streamed."
     s, counts = run.data.splits, run.data.class_counts
     model = _copy(run.model)
     try:
@@ -114,24 +129,28 @@ def _crt(run: Run) -> tuple[dict[str, np.ndarray], str]:
                     f"epochs with {p.crt_sampler} sampling.")
 
 
-def posthoc_logits(run: Run, plain: dict[str, np.ndarray]) -> tuple[dict[str, dict[str, np.ndarray]], list[str]]:
+def posthoc_logits(
+    run: Run, plain: dict[str, np.ndarray], labels: dict[str, np.ndarray]
+) -> tuple[dict[str, dict[str, np.ndarray]], list[str]]:
     """``{variant: {split: logits}}`` for the variants asked in ``evaluate.posthoc``, and notes.
 
-    ``plain`` holds the trained model's logits per split. τ values set to ``search`` are
+    ``plain`` holds the trained model's logits per split, ``labels`` the labels. τ values set to ``search`` are
     chosen on the (balanced) validation split. The trained model itself is not changed.
     """
     p = run.recipe.evaluate.posthoc
     out: dict[str, dict[str, np.ndarray]] = {}
     notes: list[str] = []
     if p.adjust_logits:
-        out["adjusted"], note = _adjusted(p, plain, run.data.splits.y_val, run.data.class_counts)
+        out["adjusted"], note = _adjusted(p, plain, labels["validation"], run.data.class_counts)
         notes.append(note)
     if p.tau_norm:
         logits, note = _tau_norm(run)
         if logits is not None:
             out["tau_norm"] = logits
         notes.append(note)
-    if p.crt:
+    if p.crt and run.data.files is not None:
+        notes.append("cRT skipped: it retrains on the training images in memory; the data are streamed.")
+    elif p.crt:
         out["crt"], note = _crt(run)
         notes.append(note)
     return out, notes
@@ -143,9 +162,15 @@ def evaluate(run: Run) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray]
     Returns the metrics, the trained model's logits per split and the report's notes.
     """
     s, e, counts = run.data.splits, run.recipe.evaluate, run.data.class_counts
-    labels = {"validation": s.y_val, "test": s.y_test}
-    plain = {"validation": predict_logits(run.model, s.x_val), "test": predict_logits(run.model, s.x_test)}
-    variants, notes = posthoc_logits(run, plain)
+    if run.data.files is not None:
+        streamed = {split: streamed_logits(run.model, eval_split(run.recipe.data, run.data, key))
+                    for split, key in (("validation", "val"), ("test", "test"))}
+        plain = {split: pair[0] for split, pair in streamed.items()}
+        labels = {split: pair[1] for split, pair in streamed.items()}
+    else:
+        labels = {"validation": s.y_val, "test": s.y_test}
+        plain = {"validation": predict_logits(run.model, s.x_val), "test": predict_logits(run.model, s.x_test)}
+    variants, notes = posthoc_logits(run, plain, labels)
     results: dict[str, dict[str, Any]] = {split: {} for split in SPLITS}
     for variant, logits in {"plain": plain, **variants}.items():
         for split in SPLITS:

@@ -97,6 +97,10 @@ class DataConfig(Section):
     )
     validation_fraction: float = Field(0.15, gt=0.0, lt=1.0)
     test_fraction: float = Field(0.25, gt=0.0, lt=1.0)
+    on_bad_file: Literal["skip", "fail"] = Field(
+        "skip", description="image folder: skip unreadable files (listed in the report) or stop "
+        "before training naming the first"
+    )
     imbalance_factor: float | None = Field(
         None, ge=1.0, description="long-tail the training split (CIFAR-LT profile); null keeps it"
     )

@@ -213,7 +213,7 @@ def summary_table(metrics: dict[str, Any]) -> str:
 
 def write_plots(run: Run, results: dict[str, Any]) -> None:
     """``plots/``: training curves, learning rate per step, per-class test accuracy."""
-    out, s = run.out, run.data.splits
+    out = run.out
     plots = out / "plots"
     plots.mkdir(exist_ok=True)
     plot_history(out / "history.csv", plots / "history.png")
@@ -225,7 +225,7 @@ def write_plots(run: Run, results: dict[str, Any]) -> None:
     )
     plot_per_class(
         {k: v["per_class_accuracy"] for k, v in results["test"].items()},
-        run.data.class_counts, s.class_names, plots / "per_class_accuracy.png",
+        run.data.class_counts, run.data.class_names, plots / "per_class_accuracy.png",
         plots / "per_class_accuracy.csv",
     )
 
@@ -233,15 +233,16 @@ def write_plots(run: Run, results: dict[str, Any]) -> None:
 def metrics_record(run: Run, facts: dict[str, Any], results: dict[str, Any],
                    notes: list[str]) -> dict[str, Any]:
     """What ``metrics.json`` holds: the run's facts, its shot groups and the results."""
-    recipe, s, e = run.recipe, run.data.splits, run.recipe.evaluate
+    recipe, s, e = run.recipe, run.data, run.recipe.evaluate
     groups = shot_groups(run.data.class_counts, many=e.many, few=e.few)
     info = {
         "recipe": recipe.name, "description": recipe.description, "data": s.source,
         "input_shape": list(s.input_shape), "num_classes": s.num_classes,
         "class_names": s.class_names, "class_counts": run.data.class_counts,
-        "imbalance_factor": recipe.data.imbalance_factor, "train_examples": int(len(s.y_train)),
-        "validation_examples": int(len(s.y_val)), "test_examples": int(len(s.y_test)),
-        "model": recipe.model.name, "parameters": int(run.model.count_params()),
+        "imbalance_factor": recipe.data.imbalance_factor, "train_examples": s.examples("train"),
+        "validation_examples": s.examples("val"), "test_examples": s.examples("test"),
+        **({"bad_files_skipped": s.files.bad_files} if s.files is not None else {}),
+        "model": recipe.model.name or recipe.model.path or recipe.model.factory, "parameters": int(run.model.count_params()),
         "epochs": recipe.train.epochs, "steps_per_epoch": run.steps_per_epoch, "notes": notes,
         **facts,
     }

@@ -19,8 +19,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tenfold.data import write_splits
 from tenfold.train import checkpoints, report, rundir
 from tenfold.train.build import Run, build
+from tenfold.train.data import SPLITS_FILE
 from tenfold.train.deploy import deploy_trained
 from tenfold.train.evaluate import evaluate
 from tenfold.train.fit import fit
@@ -85,9 +87,11 @@ def run(
     built = build(recipe, out, log, resume=action == "resume")
     with rundir.claim(out, recipe, force=force) as action:
         rundir.write_environment(out, action=action)
+        if built.data.files is not None:  # the streamed folder's file splits: a resume reads them
+            write_splits(built.data.files, out / SPLITS_FILE)
         if built.range_test is not None:
             write_range_test(built.range_test, out / "plots", title=f"LR range test: {recipe.name}")
-        log(f"tenfold train: recipe {recipe.name!r} → {out}  ({len(built.data.splits.y_train)} "
+        log(f"tenfold train: recipe {recipe.name!r} → {out}  ({built.data.examples('train')} "
             f"training examples, {built.model.count_params():,} parameters, "
             f"{recipe.train.epochs} epochs)")
         metrics = _after_fit(built, log, warn or log)
