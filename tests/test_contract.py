@@ -7,6 +7,9 @@ from tenfold import registry
 from tenfold._api import contract_kind
 from tenfold.testing import CHECKS, check_component
 
+# also under KERAS_BACKEND=jax and torch in `make test` (tests/conftest.py)
+pytestmark = pytest.mark.all_backends
+
 CASES = [
     (entry.kind, entry.name)
     for kind in registry.kinds()

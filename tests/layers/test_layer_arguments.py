@@ -21,6 +21,9 @@ from tenfold.layers import (
     WSDense,
 )
 
+# also under KERAS_BACKEND=jax and torch in `make test` (tests/conftest.py)
+pytestmark = pytest.mark.all_backends
+
 BN_LAYERS = [FusedBatchNormalization, ExtendedBatchNormalization]
 EPSILON_LAYERS = [
     FusedBatchNormalization,

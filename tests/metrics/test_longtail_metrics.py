@@ -11,6 +11,9 @@ import pytest
 
 from tenfold.metrics import BalancedAccuracy, PerClassAccuracy, ShotAccuracy, shot_group_masks
 
+# also under KERAS_BACKEND=jax and torch in `make test` (tests/conftest.py)
+pytestmark = pytest.mark.all_backends
+
 COUNTS = [150, 101, 100, 50, 20, 19, 3]
 
 

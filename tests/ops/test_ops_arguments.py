@@ -16,6 +16,9 @@ from tenfold.ops import (
     validate_class_counts,
 )
 
+# also under KERAS_BACKEND=jax and torch in `make test` (tests/conftest.py)
+pytestmark = pytest.mark.all_backends
+
 KERNEL = np.random.default_rng(0).normal(size=(3, 4)).astype("float32")
 
 
