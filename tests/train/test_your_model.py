@@ -181,7 +181,8 @@ def test_cli_bad_model_name_exits_2_listing_names(tmp_path):
 
 @pytest.mark.slow
 def test_digits_mobilenet_trains_end_to_end(tmp_path):
-    metrics = run(load_recipe("digits-mobilenet", QUIET), tmp_path / "r", force=True, log=lambda s: None)
+    recipe = load_recipe("digits-mobilenet", ["train.epochs=2", "train.verbose=0"])
+    metrics = run(recipe, tmp_path / "r", force=True, log=lambda s: None)
     facts = metrics["run"]["deploy"]
     assert facts["bn_total"] == 52 and facts["bn_folded"] == 52
     assert facts["max_relative_difference"] <= 1e-5 and facts["predictions_changed"] == 0
