@@ -43,7 +43,7 @@ def _plain_fit(built: Run, *, jit_compile: Any = "auto") -> Callable[[], float]:
     schedule = build_schedule(recipe.schedule, recipe.optimizer.learning_rate,
                               epochs=recipe.train.epochs, steps=steps)
     built.model.compile(
-        optimizer=build_optimizer(recipe.optimizer, recipe.agc, schedule),
+        optimizer=build_optimizer(recipe.optimizer, recipe.agc, schedule, model=built.model),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"], jit_compile=jit_compile,
     )
