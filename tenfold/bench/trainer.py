@@ -1,6 +1,6 @@
-"""Benchmarks of the trainer itself: its loop overhead, and XLA on the default model.
+"""Benchmark of the trainer itself: its loop overhead against a hand-written ``model.fit``.
 
-Both build the run with :func:`tenfold.train.build.build`, the one ``build`` of
+It and the ``xla`` benchmark (``tenfold/bench/xla.py``, which uses this module's helpers) build the run with :func:`tenfold.train.build.build`, the one ``build`` of
 ``tenfold train`` and ``tenfold lr-find``, so they measure the model, optimizer and input
 pipeline the trainer really uses.
 """
@@ -23,11 +23,11 @@ from tenfold.train.optimization import build_optimizer, build_schedule
 from tenfold.train.recipe import Recipe, load_recipe
 
 
-def _quiet(line: str) -> None:
+def quiet(line: str) -> None:
     """A log that drops the trainer's lines (the benchmark prints its own)."""
 
 
-def _balanced_recipe(epochs: int) -> Recipe:
+def balanced_recipe(epochs: int) -> Recipe:
     # balanced digits, no augmentation: the same data a hand-written loop would use
     return load_recipe("default", [
         "data.imbalance_factor=null", "data.augment.random_translation=0",
@@ -35,7 +35,7 @@ def _balanced_recipe(epochs: int) -> Recipe:
     ])
 
 
-def _plain_fit(built: Run, *, jit_compile: Any = "auto") -> Callable[[], float]:
+def plain_fit(built: Run, *, jit_compile: Any = "auto") -> Callable[[], float]:
     """A hand-written Keras loop on the built model: same optimizer and batches, plain
     cross-entropy, no callbacks; returns steps/s."""
     tf = tensorflow("the trainer benchmark")
@@ -59,25 +59,25 @@ def _plain_fit(built: Run, *, jit_compile: Any = "auto") -> Callable[[], float]:
     return go
 
 
-def _sizes(ctx: BenchContext) -> tuple[int, int]:
+def sizes(ctx: BenchContext) -> tuple[int, int]:
     """(epochs per repetition, repetitions)."""
     return (2, 3) if ctx.quick else (3, 7)
 
 
 @benchmark("trainer-overhead", "steps/s of tenfold train's loop vs a hand-written model.fit (goal ≥ 0.95)")
 def run(ctx: BenchContext) -> BenchResult:
-    epochs, repeats = _sizes(ctx)
-    recipe = _balanced_recipe(epochs)
+    epochs, repeats = sizes(ctx)
+    recipe = balanced_recipe(epochs)
     tmp = Path(tempfile.mkdtemp(prefix="tenfold-bench-"))
-    trained = build(recipe, tmp / "run", log=_quiet)
+    trained = build(recipe, tmp / "run", log=quiet)
     trained.out.mkdir(parents=True, exist_ok=True)
 
     def trainer() -> float:
         start = time.perf_counter()
-        fit(trained, resume_epoch=None, log=_quiet)
+        fit(trained, resume_epoch=None, log=quiet)
         return recipe.train.epochs * trained.steps_per_epoch / (time.perf_counter() - start)
 
-    plain = _plain_fit(build(recipe, tmp / "plain", log=_quiet))
+    plain = plain_fit(build(recipe, tmp / "plain", log=quiet))
     samples = interleave({"model.fit": plain, "tenfold train": trainer}, repeats=repeats, warmup=1)
     row = ratio_row(
         "training steps/s (default model, balanced digits)", samples, "model.fit", "tenfold train",
@@ -87,25 +87,4 @@ def run(ctx: BenchContext) -> BenchResult:
         f"{epochs} epochs of {trained.steps_per_epoch} steps per repetition, {repeats} "
         "repetitions after one warm-up, interleaved; the trainer's loop includes its "
         "per-epoch checkpoint, history CSV and TensorBoard logging.",
-    ])
-
-
-@benchmark("xla", "jit_compile on vs off for the default model (report only)")
-def xla(ctx: BenchContext) -> BenchResult:
-    epochs, repeats = _sizes(ctx)
-    recipe = _balanced_recipe(epochs)
-    tmp = Path(tempfile.mkdtemp(prefix="tenfold-bench-"))
-    samples = interleave(
-        {
-            "jit_compile=False": _plain_fit(build(recipe, tmp / "off", log=_quiet), jit_compile=False),
-            "jit_compile=True": _plain_fit(build(recipe, tmp / "on", log=_quiet), jit_compile=True),
-        },
-        repeats=repeats, warmup=1,
-    )
-    row = ratio_row(
-        "training steps/s (default model)", samples, "jit_compile=False", "jit_compile=True",
-        unit="steps/s", lower_is_better=False,
-    )
-    return BenchResult(rows=[row], notes=[
-        "Keras' jit_compile='auto' turns XLA off on CPUs; this forces it on to show what it would give.",
     ])
