@@ -251,3 +251,16 @@ def check_component(kind: str, example: ContractExample, checks: tuple[str, ...]
     for name in checks or example.checks:
         v.choice("checks", name, tuple(CHECKS))
         CHECKS[name](kind, example)
+
+
+def to_numpy(x: Any, dtype: Any = None) -> np.ndarray:
+    """``x`` (a tensor of any backend, a variable or an array) as a NumPy array.
+
+    ``np.asarray`` cannot read a PyTorch tensor that requires grad; Keras' own
+    ``keras.ops.convert_to_numpy`` can, on every backend.
+
+    Example:
+    >>> to_numpy(keras.ops.ones((2,)), "float64").dtype
+    dtype('float64')
+    """
+    return np.asarray(keras.ops.convert_to_numpy(x), dtype)

@@ -10,14 +10,18 @@ import numpy as np
 import pytest
 
 from tenfold.layers import ExtendedBatchNormalization
+from tenfold.testing import to_numpy
+
+# also under KERAS_BACKEND=jax and torch in `make test` (tests/conftest.py)
+pytestmark = pytest.mark.all_backends
 
 
 def reference_ebn_train(x, groups, gamma, beta, eps, mask=None):
     """EBN training output and batch statistics in float64 (channels last)."""
-    x = np.asarray(x, np.float64)
+    x = to_numpy(x, np.float64)
     c = x.shape[-1]
     flat = x.reshape(-1, c)
-    w = np.ones(len(flat)) if mask is None else np.asarray(mask, np.float64).reshape(-1)
+    w = np.ones(len(flat)) if mask is None else to_numpy(mask, np.float64).reshape(-1)
     n = w.sum()
     mean = (flat * w[:, None]).sum(0) / n
     var_c = (((flat - mean) ** 2) * w[:, None]).sum(0) / n
@@ -37,14 +41,14 @@ def test_training_output_and_moving_statistics(shape, groups):
     beta = rng.normal(size=shape[-1])
     layer.gamma.assign(gamma)
     layer.beta.assign(beta)
-    y = np.asarray(layer(x, training=True))
+    y = to_numpy(layer(x, training=True))
     ref, mean, var = reference_ebn_train(x, groups, gamma, beta, 1e-3)
     np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(np.asarray(layer.moving_mean), 0.1 * mean, rtol=1e-4, atol=1e-5)
-    np.testing.assert_allclose(np.asarray(layer.moving_variance), 0.9 + 0.1 * var, rtol=1e-4)
+    np.testing.assert_allclose(to_numpy(layer.moving_mean), 0.1 * mean, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(to_numpy(layer.moving_variance), 0.9 + 0.1 * var, rtol=1e-4)
     # inference uses the moving statistics
-    mm, mv = np.asarray(layer.moving_mean, np.float64), np.asarray(layer.moving_variance, np.float64)
-    y_inf = np.asarray(layer(x, training=False))
+    mm, mv = to_numpy(layer.moving_mean, np.float64), to_numpy(layer.moving_variance, np.float64)
+    y_inf = to_numpy(layer(x, training=False))
     np.testing.assert_allclose(y_inf, gamma * (x - mm) / np.sqrt(mv + 1e-3) + beta, rtol=1e-4, atol=1e-4)
 
 
@@ -54,9 +58,9 @@ def test_one_group_per_channel_equals_batch_normalization():
     ebn = ExtendedBatchNormalization(variance_groups=4, momentum=0.8)
     bn = keras.layers.BatchNormalization(momentum=0.8)
     for _ in range(3):
-        np.testing.assert_allclose(np.asarray(ebn(x, training=True)), np.asarray(bn(x, training=True)), atol=1e-4)
-    np.testing.assert_allclose(np.asarray(ebn.moving_variance), np.asarray(bn.moving_variance), rtol=1e-5)
-    np.testing.assert_allclose(np.asarray(ebn(x)), np.asarray(bn(x)), atol=1e-4)
+        np.testing.assert_allclose(to_numpy(ebn(x, training=True)), to_numpy(bn(x, training=True)), atol=1e-4)
+    np.testing.assert_allclose(to_numpy(ebn.moving_variance), to_numpy(bn.moving_variance), rtol=1e-5)
+    np.testing.assert_allclose(to_numpy(ebn(x)), to_numpy(bn(x)), atol=1e-4)
     assert [w.name for w in ebn.weights] == [w.name for w in bn.weights]
 
 
@@ -64,7 +68,7 @@ def test_single_group_variance_is_one_number():
     x = (np.random.default_rng(2).normal(size=(2, 3, 3, 5)) * [1, 2, 3, 4, 5]).astype("float32")
     layer = ExtendedBatchNormalization(momentum=0.0)
     layer(x, training=True)
-    mv = np.asarray(layer.moving_variance)
+    mv = to_numpy(layer.moving_variance)
     np.testing.assert_allclose(mv, mv[0], rtol=1e-6)
 
 
@@ -73,7 +77,7 @@ def test_mask_weights_the_statistics():
     x = rng.normal(size=(3, 5, 4)).astype("float32")
     mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]], bool)
     layer = ExtendedBatchNormalization(momentum=0.0, variance_groups=2)
-    y = np.asarray(layer(x, training=True, mask=mask))
+    y = to_numpy(layer(x, training=True, mask=mask))
     ref, _, _ = reference_ebn_train(x, 2, 1.0, 0.0, 1e-3, mask=mask)
     np.testing.assert_allclose(y[mask], ref[mask], rtol=1e-4, atol=1e-4)
     model = keras.Sequential([keras.Input((5,)), keras.layers.Embedding(10, 4, mask_zero=True), ExtendedBatchNormalization()])

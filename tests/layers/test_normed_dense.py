@@ -5,13 +5,17 @@ import numpy as np
 import pytest
 
 from tenfold.layers import NormedDense
+from tenfold.testing import to_numpy
+
+# also under KERAS_BACKEND=jax and torch in `make test` (tests/conftest.py)
+pytestmark = pytest.mark.all_backends
 
 
 def test_cosine_reference():
     rng = np.random.default_rng(0)
     x = rng.normal(size=(7, 5))
     layer = NormedDense(3)
-    out = np.asarray(layer(x.astype("float32")))
+    out = to_numpy(layer(x.astype("float32")))
     w = layer.kernel.numpy().astype(np.float64)
     expected = (x / np.linalg.norm(x, axis=1, keepdims=True)) @ (w / np.linalg.norm(w, axis=0, keepdims=True))
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-6)
@@ -22,9 +26,9 @@ def test_invariant_to_input_and_column_scale():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(4, 6)).astype("float32")
     layer = NormedDense(2)
-    a = np.asarray(layer(x))
+    a = to_numpy(layer(x))
     layer.kernel.assign(layer.kernel.numpy() * np.array([[3.0, 0.2]], "float32"))
-    np.testing.assert_allclose(np.asarray(layer(5.0 * x)), a, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(to_numpy(layer(5.0 * x)), a, rtol=1e-5, atol=1e-6)
 
 
 def test_zero_input_is_finite_and_bf16_output():
@@ -32,7 +36,7 @@ def test_zero_input_is_finite_and_bf16_output():
     layer = NormedDense(3)
     out = layer(np.zeros((2, 4), "float32"))
     assert keras.backend.standardize_dtype(out.dtype) == "bfloat16"
-    assert np.all(np.isfinite(np.asarray(keras.ops.cast(out, "float32"))))
+    assert np.all(np.isfinite(to_numpy(keras.ops.cast(out, "float32"))))
 
 
 def test_bad_input():
