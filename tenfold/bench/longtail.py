@@ -7,37 +7,44 @@ methods (logit adjustment, τ-norm, cRT) start from the cross-entropy model of t
 seed. Reported: balanced accuracy (= accuracy on the balanced test set) and the mean
 per-class accuracy of the many- (> 40 training examples), medium- and few-shot (< 10)
 classes, mean ± std over seeds.
+
+Each method is a recipe (the ``default`` one at this benchmark's setting, its loss,
+``callbacks.drw`` or ``data.sampler`` set) trained by the trainer's own stages:
+:func:`tenfold.train.build.build`, :func:`tenfold.train.fit.fit` and
+:func:`tenfold.train.evaluate.evaluate`, whose post-hoc variants (``evaluate.posthoc``) give
+logit adjustment and τ-norm, and whose shot groups are the metrics' rule. Only cRT stays
+local (:func:`_crt`): the recipe has no cRT learning rate, and this benchmark's is 0.05.
 """
 
 from __future__ import annotations
 
+import re
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 
-from tenfold._tf import tensorflow
 from tenfold.bench.harness import (
     BenchContext,
     BenchResult,
     Panel,
     benchmark,
-    digits,
     figure,
     grouped_bars,
     interleave,
     line,
     ratio_row,
 )
-from tenfold.callbacks import DeferredReweighting
-from tenfold.data import long_tailed, resample
-from tenfold.layers import NormedDense
-from tenfold.longtail import adjust_logits, retrain_classifier, search_tau, tau_normalize
-from tenfold.losses import BalancedSoftmaxLoss, ClassBalancedLoss, LDAMLoss, LogitAdjustedLoss
-from tenfold.metrics import BalancedAccuracy, PerClassAccuracy, ShotAccuracy, shot_group_masks
-from tenfold.models import small_resnet
+from tenfold.longtail import retrain_classifier
+from tenfold.metrics import shot_group_masks
+from tenfold.train.build import Run, build
+from tenfold.train.evaluate import classification_metrics, evaluate, predict_logits
+from tenfold.train.fit import fit
+from tenfold.train.recipe import Recipe, load_recipe
 
 MANY, FEW = 40, 10
 METHODS = (
@@ -60,156 +67,123 @@ GOAL_METHODS = ("balanced softmax", "logit-adjusted loss", "LDAM-DRW", "cRT")
 DRW_FRACTIONS = (0.5, 0.65, 0.8)
 
 
+# loss.name and the other recipe values of each trained method (the post-hoc methods start
+# from the cross-entropy run)
+TRAINED = {
+    "cross-entropy": ["loss.name=cross_entropy", "evaluate.posthoc.adjust_logits=true",
+                      "evaluate.posthoc.tau=1.0", "evaluate.posthoc.tau_norm=true"],
+    "class-balanced softmax": ["loss.name=class_balanced"],
+    "class-balanced focal": ["loss.name=class_balanced", "loss.options={base: focal, gamma: 1.0}"],
+    "balanced softmax": ["loss.name=balanced_softmax"],
+    "logit-adjusted loss": ["loss.name=logit_adjusted"],
+    "square-root resampling": ["loss.name=cross_entropy", "data.sampler=square_root"],
+}
+LDAM = ["loss.name=ldam", "model.head=normed"]
+CRT_LEARNING_RATE = 0.05  # the recipe's evaluate.posthoc has no cRT learning rate (1e-2 there)
+
 Runs = list[dict[str, dict[str, float]]]  # per seed: method → score → value
+Evaluation = dict[str, dict[str, Any]]  # tenfold.train.evaluate.evaluate: split → variant → metrics
 
 
-def _scores(logits: np.ndarray, y: np.ndarray, counts: list[int]) -> dict[str, float]:
-    balanced = BalancedAccuracy(len(counts))
-    shots = ShotAccuracy(counts, many=MANY, few=FEW)
-    for metric in (balanced, shots):
-        metric.update_state(y, logits)
-    out = {"balanced": float(balanced.result())}
-    out.update({k.rsplit("_", 1)[-1]: float(v) for k, v in shots.result().items()})
+def quiet(line: str) -> None:
+    """A log that drops the trainer's lines (the benchmark prints its own)."""
+
+
+def _recipe(imbalance: int, seed: int, epochs: int, width: int, sets: list[str]) -> Recipe:
+    """The default recipe at this benchmark's setting: no augmentation, float32, the same
+    small ResNet, Adam 3e-3 with cosine decay, batch 32; ``sets`` choose the method."""
+    return load_recipe("default", [
+        f"seed={seed}", f"data.imbalance_factor={imbalance}", "data.augment.random_translation=0",
+        f"model.width={width}", "model.blocks=[1, 1, 1]", "optimizer.name=adam",
+        "optimizer.learning_rate=0.003", "schedule.name=cosine", "data.batch_size=32",
+        f"train.epochs={epochs}", "train.verbose=0", "precision.policy=float32",
+        f"evaluate.many={MANY}", f"evaluate.few={FEW}", "evaluate.posthoc.adjust_logits=false",
+        "evaluate.posthoc.tau_norm=false", "evaluate.posthoc.crt=false", *sets,
+    ])
+
+
+def _trained(recipe: Recipe) -> tuple[Run, Evaluation, list[str]]:
+    """``recipe`` built, fitted and evaluated by the trainer (in a scratch run directory)."""
+    keras.backend.clear_session()
+    with tempfile.TemporaryDirectory(prefix="tenfold-longtail-") as out:
+        run = build(recipe, Path(out), log=quiet)
+        fit(run, resume=None, log=quiet)
+        metrics, _, notes = evaluate(run)
+    return run, metrics, notes
+
+
+def _scores(metrics: dict[str, Any]) -> dict[str, float]:
+    """Balanced and many/medium/few-shot accuracy of one split and variant of ``evaluate``."""
+    def value(v: float | None) -> float:
+        return float("nan") if v is None else float(v)
+
+    out = {"balanced": value(metrics["balanced_accuracy"])}
+    out.update({group: value(metrics["shots"][group]["accuracy"]) for group in ("many", "medium", "few")})
     return out
 
 
-def _per_class(logits: np.ndarray, y: np.ndarray, num_classes: int) -> list[float]:
-    """Test recall of each class (``tenfold.metrics.PerClassAccuracy``)."""
-    metric = PerClassAccuracy(num_classes)
-    metric.update_state(y, logits)
-    return [float(v) for v in metric.result().values()]
+def _recalls(metrics: dict[str, Any]) -> list[float]:
+    """Test recall of each class (NaN for a class absent from the split)."""
+    return [float("nan") if v is None else float(v) for v in metrics["per_class_accuracy"]]
 
 
-def _train(model: keras.Model, loss: Callable[[], Any], data: Any, *, epochs: int, steps: int,
-           callbacks: list[Any]) -> keras.Model:
-    """This benchmark's own fit loop: Adam 3e-3 with cosine decay over ``epochs``.
-
-    A model compiled before (an earlier seed's) keeps its compiled train step and gets its
-    optimizer state (step count included) zeroed, which equals a new optimizer but skips
-    re-tracing. Kept in this one function so that it can be swapped for the trainer's
-    build / evaluate.
-    """
-    optimizer = getattr(model, "optimizer", None)
-    if optimizer is None or not optimizer.built:
-        schedule = keras.optimizers.schedules.CosineDecay(3e-3, epochs * steps)
-        model.compile(keras.optimizers.Adam(schedule), loss())
-    else:
-        for variable in optimizer.variables:
-            variable.assign(keras.ops.zeros(variable.shape, variable.dtype))
-    model.fit(data, epochs=epochs, verbose=0, callbacks=callbacks, shuffle=False)
-    return model
+def _crt(run: Run) -> dict[str, float]:
+    """cRT on a copy of the cross-entropy model, with this benchmark's learning rate."""
+    s, counts = run.data.splits, run.data.class_counts
+    model = keras.models.clone_model(run.model)
+    model.set_weights(run.model.get_weights())
+    retrain_classifier(model, (s.x_train, s.y_train), counts, epochs=_crt_epochs(run.recipe.train.epochs),
+                       seed=run.recipe.seed, learning_rate=CRT_LEARNING_RATE)
+    logits = predict_logits(model, s.x_test)
+    return _scores(classification_metrics(logits, s.y_test, counts, many=MANY, few=FEW))
 
 
-class _Setting:
-    """One imbalance factor and seed: the data and how to train a model on it."""
-
-    def __init__(self, imbalance: int, seed: int, epochs: int, width: int,
-                 compiled: dict[str, keras.Model] | None = None) -> None:
-        tf = tensorflow("the long-tail benchmark")
-        splits = digits(0)
-        self.x, self.y, self.counts = long_tailed(splits.x_train, splits.y_train, imbalance, seed=seed)
-        self.x_val, self.y_val = splits.x_val, splits.y_val
-        self.x_test, self.y_test = splits.x_test, splits.y_test
-        self.imbalance, self.seed, self.epochs, self.width = imbalance, seed, epochs, width
-        self.batch = 32
-        self.steps = int(np.ceil(len(self.y) / self.batch))
-        self.train_ds = tf.data.Dataset.from_tensor_slices((self.x, self.y.astype("int64")))
-        # compiled models of this imbalance factor, reused across seeds (see fit)
-        self.compiled = {} if compiled is None else compiled
-
-    def model(self, *, normed: bool = False) -> keras.Model:
-        keras.utils.set_random_seed(self.seed)
-        base = small_resnet(self.x.shape[1:], len(self.counts), width=self.width)
-        if not normed:
-            return base
-        features = base.get_layer("pool").output
-        return keras.Model(base.inputs, NormedDense(len(self.counts), name="classifier")(features))
-
-    def fresh(self, key: str, *, normed: bool = False) -> keras.Model:
-        """A model freshly initialized with this seed, reusing the object of an earlier seed."""
-        model = self.model(normed=normed)
-        if key not in self.compiled:
-            self.compiled[key] = model
-            return model
-        old = self.compiled[key]
-        old.set_weights(model.get_weights())
-        return old
-
-    def fit(self, key: str, loss: Callable[[], Any], *, normed: bool = False,
-            sampler: str | None = None, callbacks: list[Any] | None = None) -> keras.Model:
-        """Train a freshly initialized model (the compiled model of the first seed is reused:
-        the class counts of an imbalance factor do not depend on the seed)."""
-        if sampler is None:
-            data = self.train_ds.shuffle(len(self.y), seed=self.seed)
-        else:
-            data = resample(self.train_ds, self.counts, strategy=sampler, seed=self.seed)
-        return _train(self.fresh(key, normed=normed), loss, data.batch(self.batch).prefetch(2),
-                      epochs=self.epochs, steps=self.steps, callbacks=callbacks or [])
-
-    def logits(self, model: keras.Model, x: np.ndarray | None = None) -> np.ndarray:
-        # one eager call: the test split is small, and it saves tracing a predict function
-        out = model(self.x_test if x is None else x, training=False)
-        return np.asarray(keras.ops.convert_to_numpy(out), dtype="float64")
-
-    def scores(self, model: keras.Model) -> dict[str, float]:
-        return _scores(self.logits(model), self.y_test, self.counts)
+def _chosen_tau(notes: list[str]) -> float:
+    """The τ that ``evaluate`` chose for τ-norm, read from its note."""
+    found = [re.search(r"τ = ([-+0-9.e]+) searched", n) for n in notes if n.startswith("τ-norm:")]
+    return float(found[0].group(1)) if found and found[0] else float("nan")
 
 
-def _cross_entropy() -> Any:
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+def _post_hoc(base: Callable[[list[str]], Recipe]) -> tuple[dict[str, dict[str, float]], dict[str, Any], list[int]]:
+    """Cross-entropy and the post-hoc methods on its model (logit adjustment with τ = 1,
+    τ-norm, cRT), what they chose and the training counts."""
+    run, metrics, notes = _trained(base(TRAINED["cross-entropy"]))
+    test = metrics["test"]
+    out = {"cross-entropy": _scores(test["plain"]), "post-hoc adjustment": _scores(test["adjusted"]),
+           "τ-norm": _scores(test["tau_norm"]), "cRT": _crt(run)}
+    extra = {"ce_per_class": _recalls(test["plain"]), "tau_norm_tau": _chosen_tau(notes)}
+    return out, extra, run.data.class_counts
 
 
-def _post_hoc(s: _Setting) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
-    """Scores of cross-entropy and of the post-hoc methods on its model (logit adjustment,
-    τ-norm, cRT), and what they chose."""
-    c = s.counts
-    out: dict[str, dict[str, float]] = {}
-    extra: dict[str, Any] = {}
-    model = s.fit("cross-entropy", _cross_entropy)
-    logits = s.logits(model)
-    out["cross-entropy"] = _scores(logits, s.y_test, c)
-    extra["ce_per_class"] = _per_class(logits, s.y_test, len(c))
-    out["post-hoc adjustment"] = _scores(adjust_logits(logits, c, tau=1.0), s.y_test, c)
-    # τ-norm and cRT work on a copy of the cross-entropy model
-    post = s.fresh("post-hoc copy")
-    post.set_weights(model.get_weights())
-    found = search_tau(post, s.x_val, s.y_val, c, method="tau_norm")
-    extra["tau_norm_tau"] = found.tau
-    tau_normalize(post, tau=found.tau)
-    out["τ-norm"] = s.scores(post)
-    post.set_weights(model.get_weights())
-    retrain_classifier(post, s.train_ds, c, epochs=_crt_epochs(s.epochs), seed=s.seed, learning_rate=0.05)
-    out["cRT"] = s.scores(post)
-    return out, extra
-
-
-def _ldam_drw(s: _Setting) -> tuple[dict[str, float], float]:
+def _ldam_drw(base: Callable[[list[str]], Recipe]) -> tuple[dict[str, float], float]:
     """LDAM-DRW with the DRW switch point chosen on the balanced validation split."""
     best = None
     for fraction in DRW_FRACTIONS:
-        ldam = s.fit("ldam", lambda: LDAMLoss(s.counts), normed=True,
-                     callbacks=[DeferredReweighting(s.counts, start_fraction=fraction)])
-        val = _scores(s.logits(ldam, s.x_val), s.y_val, s.counts)["balanced"]
+        _, metrics, _ = _trained(base([*LDAM, f"callbacks.drw={{start_fraction: {fraction}}}"]))
+        val = metrics["validation"]["plain"]["balanced_accuracy"]
         if best is None or val > best[0] + 1e-9:
-            best = (val, fraction, s.logits(ldam))
+            best = (val, fraction, _scores(metrics["test"]["plain"]))
     assert best is not None
-    return _scores(best[2], s.y_test, s.counts), best[1]
+    return best[2], best[1]
 
 
-def _run_setting(s: _Setting, log: Callable[[str], None]) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
-    c = s.counts
-    out, extra = _post_hoc(s)
-    out["class-balanced softmax"] = s.scores(s.fit("cb", lambda: ClassBalancedLoss(c)))
-    out["class-balanced focal"] = s.scores(s.fit("cb-focal", lambda: ClassBalancedLoss(c, base="focal", gamma=1.0)))
-    out["LDAM-DRW"], extra["drw_fraction"] = _ldam_drw(s)
-    bs_logits = s.logits(s.fit("bs", lambda: BalancedSoftmaxLoss(c)))
-    out["balanced softmax"] = _scores(bs_logits, s.y_test, c)
-    extra["bs_per_class"] = _per_class(bs_logits, s.y_test, len(c))
-    out["logit-adjusted loss"] = s.scores(s.fit("la", lambda: LogitAdjustedLoss(c)))
-    out["square-root resampling"] = s.scores(s.fit("sqrt", _cross_entropy, sampler="square_root"))
-    log(f"    IF={s.imbalance} seed={s.seed}: " + ", ".join(
-        f"{m} {out[m]['balanced']:.3f}" for m in METHODS))
-    return out, extra
+def _run_setting(imbalance: int, seed: int, epochs: int, width: int,
+                 log: Callable[[str], None]) -> tuple[dict[str, dict[str, float]], dict[str, Any], list[int]]:
+    """Every method at one imbalance factor and seed: test scores, choices, training counts."""
+    def base(sets: list[str]) -> Recipe:
+        return _recipe(imbalance, seed, epochs, width, sets)
+
+    out, extra, counts = _post_hoc(base)
+    out["LDAM-DRW"], extra["drw_fraction"] = _ldam_drw(base)
+    for method, sets in TRAINED.items():
+        if method == "cross-entropy":
+            continue
+        _, metrics, _ = _trained(base(sets))
+        out[method] = _scores(metrics["test"]["plain"])
+        if method == "balanced softmax":
+            extra["bs_per_class"] = _recalls(metrics["test"]["plain"])
+    log(f"    IF={imbalance} seed={seed}: " + ", ".join(f"{m} {out[m]['balanced']:.3f}" for m in METHODS))
+    return out, extra, counts
 
 
 def _crt_epochs(epochs: int) -> int:
@@ -278,24 +252,23 @@ def _plot(ctx: BenchContext, results: dict[int, Runs], extras: dict[int, list[di
     return paths
 
 
-def _loss_overhead(setting: _Setting, repeats: int) -> dict[str, list[float]]:
-    """Seconds per training epoch: plain cross-entropy vs balanced softmax (same model)."""
-    data = setting.train_ds.batch(setting.batch).cache()
-
-    def variant(loss: Any) -> Callable[[], float]:
-        model = setting.model()
-        model.compile(keras.optimizers.Adam(1e-3), loss)
+def _loss_overhead(width: int, seed: int, repeats: int) -> dict[str, list[float]]:
+    """Seconds per training epoch: plain cross-entropy vs balanced softmax (the same model and
+    batches, as the trainer builds them)."""
+    def variant(loss: str) -> Callable[[], float]:
+        with tempfile.TemporaryDirectory(prefix="tenfold-longtail-") as out:
+            run = build(_recipe(100, seed, 1, width, [f"loss.name={loss}"]), Path(out), log=quiet)
 
         def go() -> float:
             start = time.perf_counter()
-            model.fit(data, epochs=3, verbose=0, shuffle=False)
+            run.model.fit(run.train_data, epochs=3, verbose=0, shuffle=False)
             return (time.perf_counter() - start) / 3
 
         return go
 
     return interleave(
-        {"SparseCategoricalCrossentropy": variant(_cross_entropy()),
-         "BalancedSoftmaxLoss": variant(BalancedSoftmaxLoss(setting.counts))},
+        {"SparseCategoricalCrossentropy": variant("cross_entropy"),
+         "BalancedSoftmaxLoss": variant("balanced_softmax")},
         repeats=repeats, warmup=1,
     )
 
@@ -359,15 +332,12 @@ def run(ctx: BenchContext) -> BenchResult:
     extras: dict[int, list[dict[str, Any]]] = {}
     counts_of: dict[int, list[int]] = {}
     for imbalance in imbalances:
-        compiled: dict[str, keras.Model] = {}
         for seed in seeds:
-            setting = _Setting(imbalance, ctx.seed + seed, epochs, width, compiled)
-            counts_of[imbalance] = setting.counts
-            out, extra = _run_setting(setting, ctx.log)
+            out, extra, counts_of[imbalance] = _run_setting(imbalance, ctx.seed + seed, epochs, width, ctx.log)
             results.setdefault(imbalance, []).append(out)
             extras.setdefault(imbalance, []).append(extra)
     plots = _plot(ctx, results, extras)
-    timing = _loss_overhead(_Setting(100, ctx.seed, 1, width), repeats=3 if ctx.quick else 5)
+    timing = _loss_overhead(width, ctx.seed, repeats=3 if ctx.quick else 5)
     rows = _goal_rows(results[100]) + [ratio_row(
         "seconds per training epoch (IF 100, small ResNet)", timing,
         "SparseCategoricalCrossentropy", "BalancedSoftmaxLoss", unit="s")]
