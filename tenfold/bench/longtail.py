@@ -302,9 +302,11 @@ def _per_seed(extras: dict[int, list[dict[str, Any]]], key: str) -> str:
 
 def _notes(epochs: int, width: int, seeds: int, extras: dict[int, list[dict[str, Any]]]) -> list[str]:
     return [
-        (f"Small ResNet (width {width}, blocks 1-1-1), Adam 3e-3 with cosine decay, batch 32, "
-         f"{epochs} epochs, no augmentation; {seeds} seeds (the seed draws the long-tailed "
-         "subset and the initialization). The goal rows compare seed means (ratio columns: "
+        (f"Each method is a recipe trained by the trainer (train.build, fit, evaluate): the "
+         f"default recipe with small ResNet (width {width}, blocks 1-1-1), Adam 3e-3 with cosine "
+         f"decay, batch 32, {epochs} epochs, float32, no augmentation; {seeds} seeds (the recipe "
+         "seed draws the train/validation/test split, the long-tailed subset and the "
+         "initialization). The goal rows compare seed means (ratio columns: "
          "medians of balanced or few-shot accuracy, B/A); the goal is met when the mean gain "
          "reaches the stated points."),
         ("Post-hoc adjustment uses τ = 1 (no tuning); τ-norm picks τ ∈ {0, 0.1, …, 2} on the "
