@@ -8,8 +8,6 @@ import tensorflow as tf
 
 from tenfold.schedules import OneCycle
 
-# also under KERAS_BACKEND=jax and torch in `make test` (tests/conftest.py)
-pytestmark = pytest.mark.all_backends
 
 
 def reference(step, high, total, warm=0.3, div=25.0, final_div=1e4, anneal="cos"):
