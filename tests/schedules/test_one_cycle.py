@@ -9,7 +9,6 @@ import tensorflow as tf
 from tenfold.schedules import OneCycle
 
 
-
 def reference(step, high, total, warm=0.3, div=25.0, final_div=1e4, anneal="cos"):
     """1cycle (Smith & Topin; PyTorch's OneCycleLR phases) in float64, independent of tenfold."""
     low, final = high / div, high / div / final_div
