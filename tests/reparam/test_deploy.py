@@ -291,10 +291,9 @@ def test_compiled_model_deploys_uncompiled_without_tenfold_objects():
     assert is_plain_keras(fused)
 
 
-def test_deployed_model_loads_in_a_fresh_process_with_keras_alone(tmp_path):
-    model = tenfold.models.small_resnet((8, 8, 1), 4, width=4, conv="acnet", norm="ebn")
-    randomize(model, seed=7)
-    xs = np.random.default_rng(7).normal(size=(4, 8, 8, 1)).astype("float32")
+def _loads_with_keras_alone(tmp_path, model, xs):
+    """Save ``deploy(model)``, load and predict it in a fresh process that imports only keras
+    (neither tenfold nor keras_hub); its outputs match ``model``'s to float32 round-off."""
     fused = deploy(model)
     fused.save(tmp_path / "fused.keras")
     np.save(tmp_path / "x.npy", xs)
@@ -303,15 +302,39 @@ def test_deployed_model_loads_in_a_fresh_process_with_keras_alone(tmp_path):
         import sys, numpy as np, keras
         model = keras.saving.load_model({str(tmp_path / "fused.keras")!r}, safe_mode=True)
         np.save({str(tmp_path / "y.npy")!r}, model.predict(np.load({str(tmp_path / "x.npy")!r}), verbose=0))
-        assert not any(name.startswith("tenfold") for name in sys.modules), "tenfold was imported"
+        loaded = [name for name in sys.modules if name.startswith(("tenfold", "keras_hub"))]
+        assert not loaded, f"imported {{loaded[:3]}}"
         """
     )
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     y = np.load(tmp_path / "y.npy")
-    reference = float32_reference = model.predict(xs, verbose=0)
-    assert np.max(np.abs(y - reference)) <= 1e-5 * np.max(np.abs(float32_reference))
+    reference = model.predict(xs, verbose=0)
+    assert np.max(np.abs(y - reference)) <= 1e-5 * np.max(np.abs(reference))
+
+
+def test_deployed_model_loads_in_a_fresh_process_with_keras_alone(tmp_path):
+    model = tenfold.models.small_resnet((8, 8, 1), 4, width=4, conv="acnet", norm="ebn")
+    randomize(model, seed=7)
+    _loads_with_keras_alone(tmp_path, model, np.random.default_rng(7).normal(size=(4, 8, 8, 1)).astype("float32"))
+
+
+def test_deployed_application_loads_in_a_fresh_process_with_keras_alone(tmp_path):
+    model = keras.applications.MobileNetV2(weights=None, input_shape=(32, 32, 3), alpha=0.35, classes=5)
+    randomize(model, seed=8)
+    _loads_with_keras_alone(tmp_path, model, np.random.default_rng(8).normal(size=(2, 32, 32, 3)).astype("float32"))
+
+
+def test_deployed_keras_hub_resnet_loads_without_keras_hub(tmp_path):
+    keras_hub = pytest.importorskip("keras_hub")
+    model = keras_hub.models.ResNetBackbone(
+        input_conv_filters=[64], input_conv_kernel_sizes=[3], stackwise_num_filters=[64, 8],
+        stackwise_num_blocks=[1, 1], stackwise_num_strides=[1, 2], block_type="basic_block",
+        use_pre_activation=False, image_shape=(16, 16, 3),
+    )
+    randomize(model, seed=12)
+    _loads_with_keras_alone(tmp_path, model, np.random.default_rng(12).normal(size=(2, 16, 16, 3)).astype("float32"))
 
 
 def test_recompute_wrappers_are_dropped():
