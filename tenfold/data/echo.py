@@ -172,7 +172,8 @@ class Echo:
     def __call__(self, dataset: Any) -> Any:
         tf = tensorflow("tenfold.data.echo")
         v.instance("dataset", dataset, tf.data.Dataset, "a tf.data.Dataset (echo applies to datasets)")
-        cardinality = int(dataset.cardinality())
+        static = tf.get_static_value(dataset.cardinality())  # None inside a tf.data function
+        cardinality = int(static) if static is not None else int(tf.data.UNKNOWN_CARDINALITY)
         integer = self.factor == math.floor(self.factor)
         vectorized = self._vectorizable(tf, dataset.element_spec)
         variable = self.counter.variable

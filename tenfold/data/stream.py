@@ -14,6 +14,13 @@ The training pipeline, in order (Choi et al. 2019 for where echo goes):
 5. echo after augmentation (``echo_at="augment"``: finished examples are repeated);
 6. batch, prefetch.
 
+Given ``epochs`` (the trainer does), the training dataset is the epochs ``initial_epoch`` …
+``epochs - 1`` one after another, ``steps_per_epoch`` batches each, and everything random in
+epoch ``k`` — the order or re-sampling of the files, the crops, the flips, the echo — is a
+function of ``(seed, k)`` only: a run resumed at epoch ``k`` reads what the uninterrupted
+run read (:func:`epoch_order`; crops and flips drawn by stateless ops keyed by
+``(seed, k, position)``).
+
 An unreadable or corrupt file never stops an epoch: the element is dropped
 (``Dataset.ignore_errors``) and counted (:attr:`ImagePipeline.skipped`). With
 ``on_bad_file="fail"`` the files' headers are checked before the pipeline is returned and
@@ -33,14 +40,61 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
+
 from tenfold import _validate as v
 from tenfold._tf import tensorflow
 from tenfold.data.echo import Echo, FreshExampleCounter
 from tenfold.data.echo import echo as make_echo
 from tenfold.data.files import MAX_PIXELS, ON_BAD_FILE, TfdsSplits, _tfds, scan_files
-from tenfold.data.resample import STRATEGIES, resample
+from tenfold.data.resample import STRATEGIES, resample, target_distribution
 
 ECHO_AT = ("decode", "augment")
+
+
+def epoch_order(
+    labels: Sequence[int] | np.ndarray, class_counts: Sequence[int] | None, strategy: str | None,
+    *, seed: int, epoch: int, epochs: int,
+) -> np.ndarray:
+    """The example indices of epoch ``epoch``: a function of ``(seed, epoch)`` only.
+
+    ``strategy`` None: a permutation of ``range(len(labels))``. Otherwise ``len(labels)``
+    draws re-sampled by class as :func:`tenfold.data.resample` does (the classes drawn with
+    :func:`tenfold.data.target_distribution`'s probabilities — ``"progressive"`` those of
+    ``epoch`` of ``epochs`` —, each class's examples in an order of their own, cycled
+    when the class is drawn more often than it has examples).
+
+    Example:
+    >>> a = epoch_order([0, 0, 1], None, None, seed=1, epoch=2, epochs=3)
+    >>> sorted(a.tolist()), a.tolist() == epoch_order([0, 0, 1], None, None, seed=1, epoch=2, epochs=3).tolist()
+    ([0, 1, 2], True)
+    """
+    labels = np.asarray(labels, "int64").reshape(-1)
+    rng = np.random.default_rng([int(seed), int(epoch)])
+    if strategy is None:
+        return rng.permutation(len(labels))
+    p = target_distribution(class_counts, strategy, epoch=int(epoch), epochs=int(epochs))
+    drawn = rng.choice(len(p), size=len(labels), p=p / p.sum())
+    order = np.empty(len(labels), "int64")
+    for c in range(len(p)):
+        slots = np.flatnonzero(drawn == c)
+        members = rng.permutation(np.flatnonzero(labels == c))
+        if len(slots):
+            if not len(members):
+                raise ValueError(f"class {c} has no example but class_counts gives it {class_counts[c]}.")
+            order[slots] = np.resize(members, len(slots))
+    return order
+
+
+def _epoch_seeds(tf: Any, seed: int, epoch: Any, stages: Sequence[int]) -> Any:
+    """An endless dataset of stateless seeds, ``2·len(stages)`` int64 per element: for element
+    ``i`` and each stage ``s``, ``(seed, (8·epoch + s)·2³² + i)``."""
+    base = tf.constant(int(seed), tf.int64)
+
+    def seeds(i: Any) -> Any:
+        return tf.concat([tf.stack([base, (epoch * 8 + s) * 2**32 + i]) for s in stages], axis=0)
+
+    return tf.data.Dataset.counter().map(seeds)
 
 
 @dataclass
@@ -167,6 +221,9 @@ def image_pipeline(
     num_parallel_calls: int | None = None,
     prefetch: int | None = None,
     max_pixels: int = MAX_PIXELS,
+    epochs: int | None = None,
+    initial_epoch: int = 0,
+    steps_per_epoch: int | None = None,
 ) -> ImagePipeline:
     """A streaming ``tf.data`` pipeline of ``(images, labels)`` batches over image files.
 
@@ -194,6 +251,16 @@ def image_pipeline(
         num_parallel_calls: readers in parallel (default ``tf.data.AUTOTUNE``).
         prefetch: batches prefetched (default ``tf.data.AUTOTUNE``).
         max_pixels: int. With ``on_bad_file="fail"``, larger images are refused.
+        epochs: optional int (training only). The dataset is then epochs ``initial_epoch``
+            … ``epochs - 1`` in one pass, each ``steps_per_epoch`` batches (default: the
+            files times the echo factor over ``batch_size``; an epoch short of batches, by
+            skipped files or a fractional echo, starts over), each epoch's order,
+            re-sampling (``"progressive"`` too), crops, flips and echo a function of
+            ``(seed, epoch)`` only (:func:`epoch_order`): fit it with ``steps_per_epoch``
+            and ``initial_epoch``, and a resumed run sees what the uninterrupted one saw.
+            Without it, one pass re-randomized on every iteration.
+        initial_epoch: int. The first epoch (with ``epochs``).
+        steps_per_epoch: optional int. Batches per epoch (with ``epochs``).
 
     Returns:
         An :class:`ImagePipeline` (``.dataset`` for ``fit``, counters of files read,
@@ -221,23 +288,48 @@ def image_pipeline(
         scan_files(files, on_bad_file="fail", max_pixels=max_pixels)
     echoing = _as_echo(echo, seed, batch_size) if training else None
     parallel = tf.data.AUTOTUNE if num_parallel_calls is None else v.integer("num_parallel_calls", num_parallel_calls, low=1)
-    ds = tf.data.Dataset.from_tensor_slices((tf.constant(files), tf.constant(labels, tf.int64)))
+    prefetch = tf.data.AUTOTUNE if prefetch is None else v.integer("prefetch", prefetch, low=0)
+    by_epoch = training and v.integer("epochs", epochs, low=1, allow_none=True) is not None
     if sampling is not None and training:
-        v.choice("sampling", sampling, [s for s in STRATEGIES if s != "progressive"])
+        v.choice("sampling", sampling, [s for s in STRATEGIES if by_epoch or s != "progressive"])
         if class_counts is None:
             raise ValueError(f"class_counts is required with sampling={sampling!r}, received None.")
-        ds = resample(ds, class_counts, strategy=sampling, seed=seed)
-    elif training:
-        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
     files_read, decoded = FreshExampleCounter(), FreshExampleCounter()
     augmenting = training and augment
     crop_now = augmenting and not (echoing is not None and echo_at == "decode")
     mode = "crop" if crop_now else ("full" if augmenting else "resized")
-    ds = _decoded(tf, ds, spec, seed, mode, parallel, training, (files_read, decoded))
-    ds = ds.ignore_errors()
-    stages = _Stages(spec, seed, echoing, echo_at, augmenting, crop_now, parallel)
-    ds = _after_decode(tf, ds, stages, batch_size, training, prefetch)
-    return ImagePipeline(ds, files_read, decoded, echoing)
+    counters = (files_read, decoded)
+
+    def one_pass(ds: Any, epoch: Any = None) -> Any:
+        ds = _decoded(tf, ds, spec, seed, mode, parallel, training, counters, epoch=epoch).ignore_errors()
+        stages = _Stages(spec, seed, echoing, echo_at, augmenting, crop_now, parallel, epoch)
+        return _after_decode(tf, ds, stages, batch_size, training)
+
+    paths, classes = tf.constant(files), tf.constant(labels, tf.int64)
+    if by_epoch:
+        initial_epoch = v.integer("initial_epoch", initial_epoch, low=0)
+        factor = 1.0 if echoing is None else echoing.factor
+        steps = v.integer("steps_per_epoch", steps_per_epoch, low=1, allow_none=True) or max(
+            1, round(len(files) * factor) // batch_size)
+
+        def order(epoch: Any) -> np.ndarray:
+            return epoch_order(labels, class_counts, sampling, seed=seed, epoch=int(epoch), epochs=epochs)
+
+        @tf.autograph.experimental.do_not_convert  # plain tf.data code
+        def one_epoch(epoch: Any) -> Any:
+            index = tf.numpy_function(order, [epoch], tf.int64, stateful=False)
+            index.set_shape([len(files)])
+            ds = tf.data.Dataset.from_tensor_slices(index).map(lambda i: (tf.gather(paths, i), tf.gather(classes, i)))
+            return one_pass(ds, epoch).repeat().take(steps)  # short of batches: the epoch starts over
+
+        ds = tf.data.Dataset.range(initial_epoch, max(epochs, initial_epoch)).flat_map(one_epoch)
+        return ImagePipeline(ds.prefetch(prefetch), files_read, decoded, echoing)
+    ds = tf.data.Dataset.from_tensor_slices((paths, classes))
+    if sampling is not None and training:
+        ds = resample(ds, class_counts, strategy=sampling, seed=seed)
+    elif training:
+        ds = ds.shuffle(len(files), seed=seed, reshuffle_each_iteration=True)
+    return ImagePipeline(one_pass(ds).prefetch(prefetch), files_read, decoded, echoing)
 
 
 @dataclass(frozen=True)
@@ -251,26 +343,29 @@ class _Stages:
     augmenting: bool
     cropped: bool
     parallel: int
+    epoch: Any = None  # an epoch tensor: its random draws keyed by (seed, epoch)
 
 
-def _after_decode(tf: Any, ds: Any, st: _Stages, batch_size: int, training: bool, prefetch: int | None) -> Any:
-    """Echo (after decoding), augment, echo (after augmentation), batch, prefetch."""
+def _after_decode(tf: Any, ds: Any, st: _Stages, batch_size: int, training: bool) -> Any:
+    """Echo (after decoding), augment, echo (after augmentation), batch."""
     if st.echoing is not None and st.echo_at == "decode":
         ds = ds.apply(st.echoing)
     if st.augmenting:
-        ds = _augmented(tf, ds, st.spec, st.seed, cropped=st.cropped, parallel=st.parallel)
+        ds = _augmented(tf, ds, st.spec, st.seed, cropped=st.cropped, parallel=st.parallel, epoch=st.epoch)
     if st.echoing is not None and st.echo_at == "augment":
         ds = ds.apply(st.echoing)
-    ds = ds.batch(batch_size, drop_remainder=training, num_parallel_calls=st.parallel)
-    return ds.prefetch(tf.data.AUTOTUNE if prefetch is None else v.integer("prefetch", prefetch, low=0))
+    return ds.batch(batch_size, drop_remainder=training, num_parallel_calls=st.parallel)
 
 
 def _decoded(
     tf: Any, ds: Any, spec: _Spec, seed: int, mode: str, parallel: int, training: bool, counters: Any,
+    *, epoch: Any = None,
 ) -> Any:
     """Read and decode in parallel: ``mode`` ``"crop"`` (a random crop's window), ``"full"``
     (the whole image, augmented later) or ``"resized"`` (resized to ``image_size`` now).
 
+    ``epoch``: a tensor keys the crops by ``(seed, epoch, position)`` and keeps the order
+    (a resumable epoch); None draws them afresh each iteration, in any order when training.
     ``counters`` (files read, images decoded) are counted inside the parallel map: a
     separate sequential counting stage costs a third of the throughput on large images.
     """
@@ -293,15 +388,25 @@ def _decoded(
             image = tf.identity(image)
         return image, tf.cast(label, tf.int32)
 
+    ordered = not training or epoch is not None
     if mode != "crop":  # no random draw needed
-        return ds.map(lambda *e: load(e, None), num_parallel_calls=parallel, deterministic=not training)
-    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
-    return tf.data.Dataset.zip((ds, seeds)).map(load, num_parallel_calls=parallel, deterministic=not training)
+        return ds.map(lambda *e: load(e, None), num_parallel_calls=parallel, deterministic=ordered)
+    if epoch is None:
+        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).batch(2)
+    else:
+        seeds = _epoch_seeds(tf, seed, epoch, (0,))
+    return tf.data.Dataset.zip((ds, seeds)).map(load, num_parallel_calls=parallel, deterministic=ordered)
 
 
-def _augmented(tf: Any, ds: Any, spec: _Spec, seed: int, *, cropped: bool, parallel: int) -> Any:
-    """Crop (unless done at decode), resize and flip, with per-element stateless seeds."""
-    seeds = tf.data.Dataset.random(seed=seed + 1, rerandomize_each_iteration=True).batch(4)
+def _augmented(
+    tf: Any, ds: Any, spec: _Spec, seed: int, *, cropped: bool, parallel: int, epoch: Any = None
+) -> Any:
+    """Crop (unless done at decode), resize and flip, with per-element stateless seeds (keyed
+    by ``(seed, epoch, position)`` for an epoch tensor: the copies of an echo differ)."""
+    if epoch is None:
+        seeds = tf.data.Dataset.random(seed=seed + 1, rerandomize_each_iteration=True).batch(4)
+    else:
+        seeds = _epoch_seeds(tf, seed, epoch, (1, 2))
 
     def augment(element: Any, pair: Any) -> Any:
         image, label = element
@@ -310,7 +415,7 @@ def _augmented(tf: Any, ds: Any, spec: _Spec, seed: int, *, cropped: bool, paral
             image = tf.image.crop_to_bounding_box(image, w[0], w[1], w[2], w[3])
         return _finish(tf, image, spec, pair[2:]), label
 
-    return tf.data.Dataset.zip((ds, seeds)).map(augment, num_parallel_calls=parallel, deterministic=False)
+    return tf.data.Dataset.zip((ds, seeds)).map(augment, num_parallel_calls=parallel, deterministic=epoch is not None)
 
 
 def tfds_pipeline(
@@ -366,4 +471,5 @@ def tfds_pipeline(
     ds = ds.apply(files_read.count).map(fix, num_parallel_calls=tf.data.AUTOTUNE).apply(decoded.count)
     echoing = _as_echo(echo, seed, batch_size) if training else None
     stages = _Stages(spec, seed, echoing, echo_at, augmenting, False, tf.data.AUTOTUNE)
-    return ImagePipeline(_after_decode(tf, ds, stages, batch_size, training, None), files_read, decoded, echoing)
+    return ImagePipeline(_after_decode(tf, ds, stages, batch_size, training).prefetch(tf.data.AUTOTUNE),
+                         files_read, decoded, echoing)

@@ -21,7 +21,7 @@ from tenfold import precision
 from tenfold.callbacks.lr_finder import LRFinderResult
 from tenfold.data import Echo
 from tenfold.precision import PrecisionReport
-from tenfold.train import callbacks, data, model, optimization
+from tenfold.train import callbacks, checkpoints, data, model, optimization
 from tenfold.train.recipe import Recipe
 
 
@@ -91,14 +91,16 @@ def build(
     chosen = chosen.inspect(net)
     steps = data.steps_per_epoch(d, run_data.examples("train"))
 
-    def train_dataset(echo: Echo | None) -> Any:
-        return data.train_dataset(d, run_data, echo, seed=recipe.seed, epochs=epochs)
+    def train_dataset(echo: Echo | None, initial_epoch: int = 0) -> Any:
+        return data.train_dataset(d, run_data, echo, seed=recipe.seed, epochs=epochs, initial_epoch=initial_epoch)
 
     found, range_notes, tested = optimization.found_bounds(  # its own pipeline and echo counter
         recipe, net, lambda: train_dataset(data.build_echo(d, seed=recipe.seed)),
         run_data.class_counts, Path(out) / "plots" if resume else None, log)
     echo = data.build_echo(d, seed=recipe.seed)
-    train_data = train_dataset(echo)
+    # a resumed run's data start at its checkpoint's epoch (epoch k is a function of seed and k)
+    train_data = train_dataset(echo, checkpoints.resume_epoch(Path(out) / "checkpoints", recipe.to_yaml())
+                               if resume else 0)
     schedule = optimization.build_schedule(
         recipe.schedule, recipe.optimizer.learning_rate, epochs=epochs, steps=steps, found=found)
     optimizer = optimization.build_optimizer(recipe.optimizer, recipe.agc, schedule, model=net)

@@ -3,7 +3,9 @@
 After every epoch the model and optimizer state go to ``checkpoints/epoch-N.weights.h5``:
 written under a temporary name, flushed and fsynced, then renamed; only then does the
 manifest (``checkpoints/manifest.json``: epoch, optimizer step, recipe hash, file size and
-SHA-256 of each checkpoint) name it, itself replaced atomically. The previous good
+SHA-256 of each checkpoint, and the random-number state: Keras' ``.weights.h5`` leaves out
+the ``SeedGenerator`` states of Dropout and augmentation layers and of ``keras.random``'s
+global generator, so the manifest holds them) name it, itself replaced atomically. The previous good
 checkpoint is kept until the new one is complete. On resume the newest checkpoint whose
 file matches the manifest and the recipe is restored; a truncated or corrupt one falls
 back to the previous, and with none left the run restarts with one warning naming the file.
@@ -41,6 +43,42 @@ class Checkpoint:
     file: str
     bytes: int
     sha256: str
+    rng: dict[str, Any] | None = None  # {"layers": [[a, b], ...], "global": [a, b] | None}
+
+
+def _seed_states(model: keras.Model) -> list[Any]:
+    """The model's ``SeedGenerator`` state variables (Dropout, augmentation layers), in the
+    model's own variable order (the same for the same recipe)."""
+    return [w for w in model.non_trainable_variables if w.name == "seed_generator_state"]
+
+
+def _global_seed_generator() -> Any:
+    """``keras.random``'s global generator when one exists (seed=None draws), else None."""
+    from keras.src.backend.common import global_state
+
+    return global_state.get_global_attribute("global_seed_generator")
+
+
+def rng_state(model: keras.Model) -> dict[str, Any]:
+    """The random-number state of a run that ``.weights.h5`` does not hold."""
+    glob = _global_seed_generator()
+    return {
+        "layers": [np.asarray(keras.ops.convert_to_numpy(w)).tolist() for w in _seed_states(model)],
+        "global": None if glob is None else np.asarray(keras.ops.convert_to_numpy(glob.state)).tolist(),
+    }
+
+
+def set_rng_state(model: keras.Model, state: dict[str, Any] | None) -> None:
+    """Restore :func:`rng_state` (a manifest without one, or of another model, is left alone)."""
+    if not state:
+        return
+    states = _seed_states(model)
+    if len(states) == len(state.get("layers") or []):
+        for w, value in zip(states, state["layers"]):
+            w.assign(np.asarray(value, w.dtype))
+    glob = _global_seed_generator()
+    if glob is not None and state.get("global") is not None:
+        glob.state.assign(np.asarray(state["global"], glob.state.dtype))
 
 
 def recipe_hash(recipe_yaml: str) -> str:
@@ -102,6 +140,14 @@ def restore(model: keras.Model, directory: Path, entry: Checkpoint) -> None:
     if model.optimizer is not None and not model.optimizer.built:
         model.optimizer.build(model.trainable_variables)  # optimizer slots exist before loading
     model.load_weights(directory / entry.file)
+    set_rng_state(model, entry.rng)
+
+
+def resume_epoch(directory: Path, recipe_yaml: str) -> int:
+    """Epochs done by the checkpoint a run resumes from (0: none intact). Silent: the fit
+    stage names a broken checkpoint when it restores."""
+    entry = latest(directory, recipe_yaml, lambda message: None)
+    return 0 if entry is None else entry.epoch
 
 
 def _write_weights(model: keras.Model, path: Path) -> None:
@@ -130,7 +176,7 @@ def save(model: keras.Model, directory: Path, recipe_yaml: str, epoch: int) -> C
     _write_weights(model, directory / name)
     step = int(np.asarray(keras.ops.convert_to_numpy(model.optimizer.iterations)))
     path = directory / name
-    entry = Checkpoint(epoch, step, name, path.stat().st_size, _sha256(path))
+    entry = Checkpoint(epoch, step, name, path.stat().st_size, _sha256(path), rng_state(model))
     # the earlier entries were checked when the run resumed and written by this process since
     kept = [entry, *[c for c in read_manifest(directory, recipe_yaml) if c.epoch < epoch]][:KEEP]
     write_json_atomic(directory / MANIFEST, {

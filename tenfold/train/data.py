@@ -3,6 +3,13 @@
 The training dataset is assembled in the DESIGN.md order: long-tail profile → re-sampling
 (``data.sampler``) → augmentation → echo (``data.echo``) → batch → prefetch.
 
+It is the epochs ``initial_epoch`` … ``train.epochs - 1`` one after another, exactly
+:func:`steps_per_epoch` batches each (``fit`` gets ``steps_per_epoch``, :func:`fit_kwargs`),
+and everything random in epoch ``k`` — the shuffle or re-sampling
+(:func:`tenfold.data.stream.epoch_order`), the augmentation (stateless draws keyed by
+``(seed, k, position)``), the echo — is a function of ``(recipe seed, k)`` only: a run
+resumed at epoch ``k`` trains on what the uninterrupted run trained on.
+
 Two paths: digits, ``.npz`` files and TFDS names are loaded into memory
 (:func:`tenfold.data.load`); an image folder is *streamed*: listed into file splits
 (:func:`tenfold.data.stream_splits`: class counts from the listing, stratified by file, bad
@@ -20,11 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import keras
 import numpy as np
 
 from tenfold import data as tf_data
 from tenfold._tf import tensorflow
+from tenfold.data.stream import epoch_order
 from tenfold.train.recipe import DataConfig, RecipeError
 
 SPLITS_FILE = "splits.json"
@@ -151,7 +158,7 @@ def data_notes(run_data: RunData) -> list[str]:
 
 
 def _stream(run_data: RunData, split: str, d: DataConfig, *, seed: int, training: bool,
-            echo: tf_data.Echo | None = None) -> Any:
+            echo: tf_data.Echo | None = None, epochs: tuple[int, int] | None = None) -> Any:
     f = run_data.files
     placement = "decode" if d.echo is not None and d.echo.placement == "before_augmentation" else "augment"
     try:
@@ -161,6 +168,9 @@ def _stream(run_data: RunData, split: str, d: DataConfig, *, seed: int, training
             augment=training and d.augment.random_translation > 0, echo=echo, echo_at=placement,
             seed=seed, on_bad_file="skip", channels=f.channels, sampling=d.sampler if training else None,
             class_counts=run_data.class_counts if training and d.sampler else None,
+            **({} if epochs is None else {
+                "initial_epoch": epochs[0], "epochs": epochs[1],
+                "steps_per_epoch": steps_per_epoch(d, run_data.examples(split))}),
         ).dataset
     except (TypeError, ValueError) as err:
         raise RecipeError(f"data: {err}") from err
@@ -199,52 +209,79 @@ def build_echo(d: DataConfig, *, seed: int) -> tf_data.Echo | None:
     return tf_data.echo(e.factor, level=e.level, shuffle_buffer=buffer, seed=seed)
 
 
-def _sample(ds: Any, d: DataConfig, class_counts: list[int], *, seed: int, epochs: int) -> Any:
-    """Re-sample the unbatched training dataset by ``data.sampler`` (or shuffle it)."""
-    if d.sampler is None:
-        return ds.shuffle(sum(class_counts), seed=seed, reshuffle_each_iteration=True)
-    passes = epochs if d.sampler == "progressive" else None
-    return tf_data.resample(ds, class_counts, strategy=d.sampler, epochs=passes, seed=seed)
+CHUNK = 256  # examples gathered and augmented per vectorized step
 
 
-def _augment(ds: Any, d: DataConfig, *, seed: int) -> Any:
+def _translate(tf: Any, images: Any, shift: float, seed: Any) -> Any:
+    """Shift each image by up to ``shift`` of its height and width (uniform, bilinear, zeros
+    outside), as ``keras.layers.RandomTranslation(shift, shift, fill_mode="constant")``
+    but drawn statelessly from ``seed``."""
+    shape = tf.shape(images)
+    height, width = tf.cast(shape[1], tf.float32), tf.cast(shape[2], tf.float32)
+    u = tf.random.stateless_uniform([shape[0], 2], seed=seed, minval=-shift, maxval=shift)
+    one, zero = tf.ones([shape[0]]), tf.zeros([shape[0]])
+    # output pixel (y, x) reads input pixel (y - dy, x - dx)
+    transforms = tf.stack([one, zero, -u[:, 1] * width, zero, one, -u[:, 0] * height, zero, zero], axis=1)
+    out = tf.raw_ops.ImageProjectiveTransformV3(
+        images=images, transforms=transforms, output_shape=shape[1:3],
+        fill_value=tf.constant(0, images.dtype), interpolation="BILINEAR", fill_mode="CONSTANT")
+    return tf.cast(out, images.dtype)
+
+
+def _augment(ds: Any, d: DataConfig, *, seed: int, epoch: Any) -> Any:
+    """``data.augment`` on the unbatched examples of epoch ``epoch``: chunk ``j`` of
+    :data:`CHUNK` examples is drawn from the stateless seed ``(seed, epoch·2³² + j)``."""
     shift = d.augment.random_translation
     if not shift:
         return ds
     tf = tensorflow("data augmentation")
-    layer = keras.layers.RandomTranslation(shift, shift, fill_mode="constant", seed=seed)
+    base = tf.constant(seed, tf.int64)
 
-    def augment(x: Any, y: Any) -> Any:
-        return layer(x, training=True), y
+    @tf.autograph.experimental.do_not_convert
+    def augment(j: Any, batch: Any) -> Any:
+        x, y = batch
+        return _translate(tf, x, float(shift), tf.stack([base, epoch * 2**32 + j])), y
 
-    # augment per batch of 256 (vectorized), then unbatch to keep example-level order;
-    # unbatch forgets the cardinality, so restate it (fit then knows the epoch length)
-    count = int(ds.cardinality())
-    out = ds.batch(256).map(augment, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
-    return out.apply(tf.data.experimental.assert_cardinality(count)) if count >= 0 else out
+    return ds.batch(CHUNK).enumerate().map(augment, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
 
 
 def train_dataset(
-    d: DataConfig, run_data: RunData, echo: tf_data.Echo | None, *, seed: int, epochs: int
+    d: DataConfig, run_data: RunData, echo: tf_data.Echo | None, *, seed: int, epochs: int,
+    initial_epoch: int = 0,
 ) -> Any:
-    """The training ``tf.data.Dataset`` of (image, label) batches, echoed by ``echo``."""
-    if run_data.files is not None:  # its length is known only once read (a skipped file): repeated,
-        # and fit is given steps_per_epoch (fit_kwargs)
-        return _stream(run_data, "train", d, seed=seed, training=True, echo=echo).repeat()
+    """The training ``tf.data.Dataset`` of (image, label) batches, echoed by ``echo``: the
+    epochs ``initial_epoch`` … ``epochs - 1``, :func:`steps_per_epoch` batches each, epoch
+    ``k`` a function of ``(seed, k)`` only (see the module docstring)."""
+    if run_data.files is not None:
+        return _stream(run_data, "train", d, seed=seed, training=True, echo=echo,
+                       epochs=(initial_epoch, epochs))
     tf = tensorflow("the trainer's input pipeline")
-    x, y = run_data.splits.x_train, run_data.splits.y_train
-    ds = tf.data.Dataset.from_tensor_slices((x, y.astype("int32")))
-    ds = _sample(ds, d, run_data.class_counts, seed=seed, epochs=epochs)
+    x, y = run_data.splits.x_train, run_data.splits.y_train.astype("int32")
+    images, labels = tf.constant(x), tf.constant(y)
+    steps, counts = steps_per_epoch(d, len(y)), run_data.class_counts
     level = None if echo is None else echo.level
     placement = None if d.echo is None else d.echo.placement
-    if level == "example" and placement == "before_augmentation":
-        ds = ds.apply(echo)
-    ds = _augment(ds, d, seed=seed)
-    if level == "example" and placement == "after_augmentation":
-        ds = ds.apply(echo)
-    ds = ds.batch(d.batch_size)
-    if level == "batch":
-        ds = ds.apply(echo)
+
+    def order(epoch: Any) -> np.ndarray:
+        return epoch_order(y, counts, d.sampler, seed=seed, epoch=int(epoch), epochs=epochs)
+
+    @tf.autograph.experimental.do_not_convert  # plain tf.data code
+    def one_epoch(epoch: Any) -> Any:
+        index = tf.numpy_function(order, [epoch], tf.int64, stateful=False)
+        index.set_shape([len(y)])
+        ds = tf.data.Dataset.from_tensor_slices(index).batch(CHUNK).map(
+            lambda i: (tf.gather(images, i), tf.gather(labels, i))).unbatch()
+        if level == "example" and placement == "before_augmentation":
+            ds = ds.apply(echo)
+        ds = _augment(ds, d, seed=seed, epoch=epoch)
+        if level == "example" and placement == "after_augmentation":
+            ds = ds.apply(echo)
+        ds = ds.batch(d.batch_size)
+        if level == "batch":
+            ds = ds.apply(echo)
+        return ds.repeat().take(steps)  # a fractional echo short of batches: the epoch starts over
+
+    ds = tf.data.Dataset.range(initial_epoch, max(epochs, initial_epoch)).flat_map(one_epoch)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -255,6 +292,6 @@ def eval_dataset(d: DataConfig, x: np.ndarray, y: np.ndarray) -> Any:
 
 
 def fit_kwargs(d: DataConfig, steps: int) -> dict[str, Any]:
-    """``progressive`` yields all epochs in one pass: Keras keeps the iterator when
-    ``steps_per_epoch`` is given; a streamed folder is repeated and cut into epochs the same way."""
-    return {"steps_per_epoch": steps} if d.sampler == "progressive" or is_streamed(d) else {}
+    """The training dataset holds all epochs in one pass: Keras keeps one iterator across
+    epochs when ``steps_per_epoch`` is given."""
+    return {"steps_per_epoch": steps}

@@ -1,0 +1,116 @@
+"""A run interrupted after an epoch and resumed ends with the uninterrupted run's weights and
+metrics (issue 13): the data of epoch k are a function of (seed, k), and the checkpoint holds
+the optimizer and the random-number state (Dropout's SeedGenerator) besides the weights."""
+
+import dataclasses
+import json
+
+import keras
+import numpy as np
+import pytest
+
+from tenfold.train import checkpoints, data, rundir
+from tenfold.train.build import build
+from tenfold.train.fit import fit
+from tenfold.train.recipe import load_recipe
+from tenfold.train.run import run
+
+QUIET = ["train.verbose=0", "train.epochs=4", "data.batch_size=128"]
+
+
+class _StopAfter(keras.callbacks.Callback):
+    """A KeyboardInterrupt after ``epochs`` epochs (their checkpoint is written by then)."""
+
+    def __init__(self, epochs):
+        super().__init__()
+        self.epochs = epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.epochs:
+            raise KeyboardInterrupt
+
+
+def _interrupted_then_resumed(recipe, out, epochs_done):
+    built = build(recipe, out, log=lambda s: None)
+    with rundir.claim(out, recipe, force=False):
+        rundir.write_environment(out, action="fresh")
+        with pytest.raises(KeyboardInterrupt):
+            fit(dataclasses.replace(built, callbacks=(_StopAfter(epochs_done),)), resume=None,
+                log=lambda s: None)
+    manifest = json.loads((out / "checkpoints" / checkpoints.MANIFEST).read_text())
+    lines = []
+    metrics = run(recipe, out, log=lines.append)
+    assert f"resuming from epoch {epochs_done} of 4" in "\n".join(lines)
+    return metrics, manifest
+
+
+def _close(a, b):
+    """Nested metrics equal to float round-off."""
+    if isinstance(a, dict):
+        assert sorted(a) == sorted(b)
+        for k in a:
+            _close(a[k], b[k])
+    elif isinstance(a, list):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            _close(x, y)
+    elif isinstance(a, float):
+        assert a == pytest.approx(b, abs=1e-6)
+    else:
+        assert a == b
+
+
+def _weights(out):
+    return keras.saving.load_model(out / "model.keras", safe_mode=True).get_weights()
+
+
+def _history(out):
+    rows = (out / "history.csv").read_text().strip().splitlines()
+    keys = rows[0].split(",")
+    return [{k: float(v) for k, v in zip(keys, r.split(",")) if k not in ("fresh_examples",)} for r in rows[1:]]
+
+
+@pytest.mark.parametrize("extra", [
+    ["data.augment.random_translation=0.1", "model.dropout=0.3", "model.hidden=[32]"],
+    ["data.sampler=progressive", "data.echo.factor=1.5", "data.echo.placement=before_augmentation",
+     "data.augment.random_translation=0.1", "model.hidden=[16]"],
+], ids=["augment+dropout", "progressive+fractional-echo"])
+def test_interrupted_after_epoch_2_and_resumed_equals_the_uninterrupted_run(tmp_path, extra):
+    recipe = load_recipe("tiny", [*QUIET, *extra])
+    reference = run(recipe, tmp_path / "reference", log=lambda s: None)
+    resumed, manifest = _interrupted_then_resumed(recipe, tmp_path / "resumed", 2)
+    assert resumed["run"]["resumed_from_epoch"] == 2 and resumed["run"]["epochs"] == 4
+    if "model.dropout=0.3" in extra:  # the dropout generator's state travelled in the manifest
+        rng = manifest["checkpoints"][0]["rng"]
+        assert len(rng["layers"]) == 1 and rng["layers"][0][1] > 0
+    for a, b in zip(_weights(tmp_path / "reference"), _weights(tmp_path / "resumed"), strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+    assert resumed["test"]["plain"]["accuracy"] == reference["test"]["plain"]["accuracy"]
+    _close(resumed["test"], reference["test"])
+    ref_rows, rows = _history(tmp_path / "reference"), _history(tmp_path / "resumed")
+    for r, s in zip(ref_rows, rows, strict=True):  # epochs 3 and 4 were trained after the resume
+        assert s == pytest.approx(r, abs=1e-6)
+
+
+def test_epoch_k_of_the_training_data_does_not_depend_on_where_the_run_started():
+    recipe = load_recipe("tiny", [*QUIET, "data.augment.random_translation=0.2", "data.sampler=square_root",
+                                  "data.echo.factor=2", "data.echo.level=batch"])
+    d = recipe.data
+    run_data = data.build_data(d, seed=recipe.seed)
+    steps = data.steps_per_epoch(d, run_data.examples("train"))
+
+    def batches(initial_epoch):
+        echo = data.build_echo(d, seed=recipe.seed)
+        ds = data.train_dataset(d, run_data, echo, seed=recipe.seed, epochs=4, initial_epoch=initial_epoch)
+        return [(x.numpy(), y.numpy()) for x, y in ds]
+
+    whole, tail = batches(0), batches(3)
+    assert len(whole) == 4 * steps and len(tail) == steps
+    for (x, y), (x2, y2) in zip(whole[3 * steps:], tail, strict=True):
+        np.testing.assert_array_equal(x, x2)
+        np.testing.assert_array_equal(y, y2)
+    # and the epochs differ from each other (shuffled and augmented afresh)
+    assert not np.array_equal(whole[0][0], whole[steps][0])
+    # the augmentation moved the images but kept them in range
+    plain = np.concatenate([x for x, _ in whole[:steps]])
+    assert 0 <= plain.min() and plain.max() <= run_data.splits.x_train.max() + 1e-6
