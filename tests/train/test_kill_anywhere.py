@@ -1,6 +1,8 @@
 """A run is never lost (issue 13): `tenfold train tiny` killed at random moments — during
 training, checkpoint writes, evaluate, deploy, report — and rerun with the same command
-always finishes with the recipe's epochs and a complete run directory.
+always finishes with the recipe's epochs and a complete run directory, and with the
+uninterrupted run's metrics (resume is exact: epoch k's data are a function of the seed and k,
+the checkpoint holds the optimizer and random-number state).
 
 Slow: every kill and rerun starts a process. ``TENFOLD_KILLS`` sets the number of kills per
 signal (default 20).
@@ -9,6 +11,7 @@ signal (default 20).
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
 import sys
@@ -28,6 +31,22 @@ def _command(out):
             "--set", "model.hidden=[64,64]"]
 
 
+def _close(a, b):
+    """Nested metrics equal to float round-off."""
+    if isinstance(a, dict):
+        assert sorted(a) == sorted(b)
+        for k in a:
+            _close(a[k], b[k])
+    elif isinstance(a, list):
+        assert len(a) == len(b)
+        for x, y in zip(a, b):
+            _close(x, y)
+    elif isinstance(a, float):
+        assert a == pytest.approx(b, abs=1e-6)
+    else:
+        assert a == b
+
+
 def _complete(out):
     metrics = json.loads((out / "metrics.json").read_text())
     rows = (out / "history.csv").read_text().strip().splitlines()[1:]
@@ -40,6 +59,21 @@ def _complete(out):
     return metrics
 
 
+def _history(out):
+    rows = (out / "history.csv").read_text().strip().splitlines()
+    keys = rows[0].split(",")
+    return [dict(zip(keys, map(float, r.split(",")))) for r in rows[1:]]
+
+
+def _same_result(out, reference, expected):
+    """The killed-and-resumed run's test metrics and history equal the uninterrupted run's
+    (to float round-off)."""
+    metrics = _complete(out)
+    assert metrics["run"]["class_counts"] == expected["run"]["class_counts"]
+    _close(metrics["test"], expected["test"])
+    _close(_history(out), _history(reference))
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT], ids=["SIGKILL", "SIGINT"])
 def test_killed_at_random_moments_every_rerun_finishes(tmp_path, sig):
@@ -50,19 +84,26 @@ def test_killed_at_random_moments_every_rerun_finishes(tmp_path, sig):
     duration = time.perf_counter() - start
     expected = _complete(tmp_path / "reference")
     rng = random.Random(13)
-    survived = 0
+    failed = []
     for i in range(KILLS):
         out = tmp_path / f"run{i}"
         proc = subprocess.Popen(_command(out), env=ENV, stdout=subprocess.DEVNULL,
                                 stderr=subprocess.DEVNULL)
-        time.sleep(rng.uniform(0.3, 1.0) * duration)  # anywhere from start-up to the report
+        at = rng.uniform(0.3, 1.0) * duration  # anywhere from start-up to the report
+        time.sleep(at)
         proc.send_signal(sig)
         proc.wait(timeout=300)
         rerun = subprocess.run(_command(out), env=ENV, capture_output=True, text=True,
                                timeout=600, check=False)
-        assert rerun.returncode == 0, (i, rerun.stderr[-3000:])
-        assert "Traceback" not in rerun.stderr
-        metrics = _complete(out)
-        assert metrics["run"]["class_counts"] == expected["run"]["class_counts"]
-        survived += 1
-    assert survived == KILLS
+        try:
+            assert rerun.returncode == 0, rerun.stderr[-3000:]
+            assert "Traceback" not in rerun.stderr, rerun.stderr[-3000:]
+            _same_result(out, tmp_path / "reference", expected)
+        except AssertionError as err:  # go on: the figure is how many of KILLS survive
+            failed.append((i, round(at, 1), str(err)[:3000]))
+        print(f"{sig.name} kill {i + 1}/{KILLS} at {at:.1f} s: "
+              f"{'ok' if not failed or failed[-1][0] != i else 'FAILED'}", flush=True)
+        shutil.rmtree(out, ignore_errors=True)  # disk: a run directory holds a SavedModel
+    print(f"\n{sig.name}: {KILLS - len(failed)} of {KILLS} kills survived with the uninterrupted "
+          f"run's metrics; {time.perf_counter() - start:.0f} s", flush=True)
+    assert not failed, failed
