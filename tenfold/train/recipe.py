@@ -7,7 +7,7 @@ validation; their values are parsed as YAML (``--set train.epochs=5``,
 ``--set model.blocks=[1,1]``).
 
 Sections: ``data``, ``model``, ``optimizer``, ``agc``, ``schedule``, ``loss``, ``train``,
-``evaluate``. Each technique adds its keys to its section.
+``evaluate``, ``precision``, ``distribute``. Each technique adds its keys to its section.
 
 Everything that can be checked before training is checked at load: numbers are finite
 (``inf``/``nan`` are refused), sizes and counts are positive, names are known (activation,
@@ -414,6 +414,59 @@ class TrainConfig(Section):
     verbose: Literal["auto", 0, 1, 2] = "auto"
 
 
+class DistributeConfig(Section):
+    """Where the run trains (docs/distributed.md): one device, or TensorFlow's / Keras'
+    distributed engines. ``data.batch_size`` is the global batch, split over the replicas."""
+
+    strategy: Literal["none", "mirrored", "multi_worker", "data_parallel"] = Field(
+        "none", description="none: one device; mirrored: tf.distribute.MirroredStrategy over the "
+        "local devices; multi_worker: tf.distribute.MultiWorkerMirroredStrategy from TF_CONFIG "
+        "(tenfold train --worker I --workers host:port,...); data_parallel: "
+        "keras.distribution.DataParallel on JAX"
+    )
+    devices: int | None = Field(
+        None, gt=0, description="mirrored / data_parallel: use this many local devices; on a "
+        "machine without accelerators, mirrored makes this many logical CPU devices; null: all"
+    )
+    lr_scaling: Literal["none", "linear"] = Field(
+        "none", description="linear: learning rates times the number of replicas (Goyal et al. "
+        "2017); none: as in the recipe (the same training as one device at the same global batch)"
+    )
+    coordinator: str | None = Field(
+        None, description="data_parallel across processes: the coordinator's host:port "
+        "(keras.distribution.initialize); null: one process"
+    )
+    processes: int | None = Field(None, gt=0, description="data_parallel: the number of processes")
+    process_id: int | None = Field(None, ge=0, description="data_parallel: this process's id (0: chief)")
+
+    @field_validator("coordinator")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is not None:
+            host, _, port = value.rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError("must be host:port, e.g. 10.0.0.1:1234")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DistributeConfig:
+        multi = {k: getattr(self, k) for k in ("coordinator", "processes", "process_id")
+                 if getattr(self, k) is not None}
+        if multi and self.strategy != "data_parallel":
+            raise ValueError(
+                f"distribute.{next(iter(multi))} applies to strategy data_parallel (JAX processes), "
+                f"not {self.strategy!r}; multi_worker reads its cluster from TF_CONFIG")
+        if multi and len(multi) != 3:
+            raise ValueError("distribute.coordinator, distribute.processes and distribute.process_id "
+                             f"go together; received {', '.join(f'{k}={v!r}' for k, v in multi.items())}")
+        if self.process_id is not None and self.processes is not None and self.process_id >= self.processes:
+            raise ValueError(f"distribute.process_id={self.process_id} must be below "
+                             f"distribute.processes={self.processes}")
+        if self.devices is not None and self.strategy in ("none", "multi_worker"):
+            raise ValueError(f"distribute.devices applies to mirrored and data_parallel, not {self.strategy!r}")
+        return self
+
+
 class PosthocConfig(Section):
     """Post-hoc long-tail corrections, reported beside the trained model (docs/long-tail.md)."""
 
@@ -447,6 +500,7 @@ class Recipe(Section):
     train: TrainConfig = TrainConfig()
     evaluate: EvaluateConfig = EvaluateConfig()
     precision: PrecisionConfig = PrecisionConfig()
+    distribute: DistributeConfig = DistributeConfig()
 
     @model_validator(mode="after")
     def _model_size(self) -> Recipe:

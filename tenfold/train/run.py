@@ -11,16 +11,23 @@ stages run under the run directory's lock: fit (a checkpoint after every epoch) 
 its result in ``checkpoints/stages/``: the same command after an interruption resumes at
 the stage it was in, without retraining finished epochs. ``checkpoints/`` is removed only
 once the run is marked finished.
+
+Distributed (recipe ``distribute:``, :mod:`tenfold.train.distribute`): the strategy is set
+up first, the run is built in its scope, every worker runs every stage, and only the chief
+writes ``out``; the other workers write a scratch run directory of their own, removed
+when they finish.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from tenfold.data import write_splits
-from tenfold.train import checkpoints, report, rundir
+from tenfold.train import checkpoints, distribute, report, rundir
 from tenfold.train.build import Run, build
 from tenfold.train.data import SPLITS_FILE
 from tenfold.train.deploy import deploy_trained
@@ -30,10 +37,24 @@ from tenfold.train.optimization import write_range_test
 from tenfold.train.recipe import Recipe
 
 
-def _fit_stage(built: Run, log: Callable[[str], None], warn: Callable[[str], None]) -> list[Any]:
-    """``[facts, notes]`` of training: recorded, restored, or trained (from a checkpoint)."""
+def _resume_point(built: Run, dist: distribute.Distribution,
+                  warn: Callable[[str], None]) -> checkpoints.Checkpoint | None:
+    """The checkpoint to resume from: the newest intact one; with several workers, the
+    newest epoch every worker holds (a collective: every worker calls it)."""
     directory, recipe_yaml = built.out / rundir.CHECKPOINTS, built.recipe.to_yaml()
     resume = checkpoints.latest(directory, recipe_yaml, warn)
+    if dist.workers == 1:
+        return resume
+    held = [c for c in checkpoints.read_manifest(directory, recipe_yaml) if checkpoints.is_intact(directory, c)]
+    agreed = dist.common_epoch(c.epoch for c in held)
+    return next((c for c in held if c.epoch == agreed), None)
+
+
+def _fit_stage(built: Run, dist: distribute.Distribution, log: Callable[[str], None],
+               warn: Callable[[str], None]) -> list[Any]:
+    """``[facts, notes]`` of training: recorded, restored, or trained (from a checkpoint)."""
+    directory = built.out / rundir.CHECKPOINTS
+    resume = _resume_point(built, dist, warn)
     done = rundir.load_stage(built.out, "fit")
     if done is not None and resume is not None and resume.epoch == built.recipe.train.epochs:
         log(f"training finished before the interruption: restoring epoch {resume.epoch}, "
@@ -45,9 +66,11 @@ def _fit_stage(built: Run, log: Callable[[str], None], warn: Callable[[str], Non
     return [facts, notes]
 
 
-def _after_fit(built: Run, log: Callable[[str], None], warn: Callable[[str], None]) -> dict[str, Any]:
+def _after_fit(built: Run, dist: distribute.Distribution, log: Callable[[str], None],
+               warn: Callable[[str], None]) -> dict[str, Any]:
     out = built.out
-    facts, fit_notes = _fit_stage(built, log, warn)
+    facts, fit_notes = _fit_stage(built, dist, log, warn)
+    facts = {**facts, "distribute": dist.facts(built.recipe)}
     evaluated = rundir.load_stage(out, "evaluate")
     if evaluated is None:
         results, _, notes = evaluate(built)
@@ -59,7 +82,8 @@ def _after_fit(built: Run, log: Callable[[str], None], warn: Callable[[str], Non
         rundir.save_stage(out, "deploy", deployed)
     notes = [*built.notes, *fit_notes, *evaluated[1], *deployed[1]]
     metrics = report.metrics_record(built, {**facts, "deploy": deployed[0]}, evaluated[0], notes)
-    report.write_outputs(built, metrics)
+    if dist.is_chief:  # the other workers' scratch directories get no report
+        report.write_outputs(built, metrics)
     rundir.mark_finished(out, metrics)
     return metrics
 
@@ -82,9 +106,29 @@ def run(
     >>> metrics["test"]["plain"]["accuracy"] > 0.5
     True
     """
-    out = Path(out)
+    # first: logical devices and collectives must exist before TensorFlow initializes devices
+    dist = distribute.setup(recipe.distribute)
+    with distribute.active(dist):
+        metrics = _run(recipe, dist, Path(out), force, log, warn)
+    return metrics
+
+
+def _run(recipe: Recipe, dist: distribute.Distribution, run_dir: Path, force: bool,
+         log: Callable[[str], None], warn: Callable[[str], None] | None) -> dict[str, Any]:
+    out = dist.out(run_dir)  # the chief writes the run directory, the other workers a scratch one
+    if not dist.is_chief:
+        chief_log = log
+
+        def log(line: str) -> None:
+            chief_log(f"[worker {dist.worker}] {line}")
+
     action = rundir.check(out, recipe, force=force)  # refuse before building, write nothing
-    built = build(recipe, out, log, resume=action == "resume")
+    with dist.scope():  # model and optimizer state are made in the strategy's scope
+        built = build(distribute.scaled_recipe(recipe, dist.replicas), out, log, resume=action == "resume")
+    built = dataclasses.replace(
+        built, model=distribute.prepare_model(built.model, dist),
+        train_data=dist.shard(built.train_data), validation_data=dist.shard(built.validation_data),
+        notes=(*built.notes, *dist.notes(recipe)))
     with rundir.claim(out, recipe, force=force) as action:
         rundir.write_environment(out, action=action)
         if built.data.files is not None:  # the streamed folder's file splits: a resume reads them
@@ -94,7 +138,11 @@ def run(
         log(f"tenfold train: recipe {recipe.name!r} → {out}  ({built.data.examples('train')} "
             f"training examples, {built.model.count_params():,} parameters, "
             f"{recipe.train.epochs} epochs)")
-        metrics = _after_fit(built, log, warn or log)
+        metrics = _after_fit(built, dist, log, warn or log)
+    if not dist.is_chief:
+        shutil.rmtree(out, ignore_errors=True)
+        log(f"finished; the chief (worker 0) wrote {run_dir}")
+        return metrics
     log("\n" + report.summary_table(metrics))
     log(f"\nreport: {out / 'report.md'}")
     return metrics
