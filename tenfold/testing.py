@@ -264,3 +264,28 @@ def to_numpy(x: Any, dtype: Any = None) -> np.ndarray:
     dtype('float64')
     """
     return np.asarray(keras.ops.convert_to_numpy(x), dtype)
+
+
+def randomize_norms(model: keras.Model, seed: int = 0, *, shift: float = 0.3) -> None:
+    """Give every normalization layer of ``model`` non-trivial statistics and affine weights
+    (and NF blocks' ``skip_gain`` a value below 1), so that folding or fusing them is visible:
+    a freshly built BatchNormalization is the identity, and a fusion that drops it would pass.
+
+    Scales and variances are drawn uniformly from [0.5, 1.5], means and offsets from
+    N(0, ``shift``²), skip gains from [0.5, 1].
+
+    Example:
+    >>> m = keras.Sequential([keras.Input((3,)), keras.layers.BatchNormalization()])
+    >>> randomize_norms(m, seed=1)
+    >>> bool(np.all(to_numpy(m.layers[0].moving_variance) != 1.0))
+    True
+    """
+    shift = v.non_negative("shift", shift)
+    rng = np.random.default_rng(seed)
+    for var in model.weights:
+        if var.path.endswith(("moving_variance", "gamma")):
+            var.assign(rng.uniform(0.5, 1.5, var.shape))
+        elif var.path.endswith(("moving_mean", "beta")):
+            var.assign(rng.normal(scale=shift, size=var.shape))
+        elif var.path.endswith("skip_gain"):
+            var.assign(rng.uniform(0.5, 1.0, var.shape))

@@ -34,17 +34,9 @@ from tenfold.bench.harness import (
     ratio_row,
     scatter,
 )
+from tenfold.testing import randomize_norms
 
 NORMS = {"bn": "BatchNormalization", "ebn": "ExtendedBatchNormalization", "gn": "GroupNormalization"}
-
-
-def _randomize_norms(model: keras.Model, seed: int = 0) -> None:
-    rng = np.random.default_rng(seed)
-    for v in model.weights:
-        if v.path.endswith("moving_variance") or v.path.endswith("gamma"):
-            v.assign(rng.uniform(0.5, 1.5, v.shape))
-        elif v.path.endswith("moving_mean") or v.path.endswith("beta"):
-            v.assign(rng.normal(scale=0.2, size=v.shape))
 
 
 def _predictor(model: keras.Model, x: np.ndarray, calls: int) -> Any:
@@ -62,7 +54,7 @@ def _acnet(ctx: BenchContext) -> tuple[list[dict[str, Any]], str]:
     x = np.random.default_rng(ctx.seed).normal(size=(batch, *shape)).astype("float32")
     keras.utils.set_random_seed(ctx.seed)
     acnet = models.small_resnet(shape, 10, width=width, conv="acnet")
-    _randomize_norms(acnet, ctx.seed)
+    randomize_norms(acnet, ctx.seed, shift=0.2)
     fused = reparam.deploy(acnet)
     plain = reparam.deploy(models.small_resnet(shape, 10, width=width, conv="plain"))
     # short samples, many rounds: the per-round ratio is robust to bursts of load on a

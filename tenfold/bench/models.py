@@ -47,7 +47,7 @@ from tenfold.bench.harness import (
     train_step,
     value_row,
 )
-from tenfold.bench.layers import _randomize_norms
+from tenfold.testing import randomize_norms
 
 MIB = 2**20
 KERAS_HUB_INSTALL = (
@@ -209,7 +209,7 @@ def _predictor(model: keras.Model, x: Any, calls: int) -> Callable[[], None]:
 
 def _deploy(case: _Case, model: keras.Model, ctx: BenchContext) -> dict[str, Any]:
     """Fold check and interleaved inference time of ``deploy(model)`` against ``model``."""
-    _randomize_norms(model, ctx.seed)
+    randomize_norms(model, ctx.seed, shift=0.2)
     deployed = reparam.deploy(model)
     facts = reparam.check(model, deployed, case.inputs)
     calls, repeats = (2, 5) if ctx.quick else (3, 15)
@@ -240,7 +240,7 @@ def _deploy_rows(label: str, key: str, d: dict[str, Any]) -> list[dict[str, Any]
 def _acnet(model: keras.Model, deployed: keras.Model, x: Any, ctx: BenchContext) -> tuple[dict[str, Any], str]:
     """``deploy(convert(model, conv="acnet"))`` against ``deploy(model)``: the row and a table."""
     converted = reparam.convert(model, conv="acnet")
-    _randomize_norms(converted, ctx.seed + 1)
+    randomize_norms(converted, ctx.seed + 1, shift=0.2)
     fused = reparam.deploy(converted)
     facts = reparam.check(converted, fused, x)
     calls, repeats = (2, 5) if ctx.quick else (3, 21)

@@ -7,15 +7,7 @@ import pytest
 import tenfold
 from tenfold.reparam import convert, deploy, parameter_count
 from tenfold.reparam.convert import block_refusal
-
-
-def randomize(model, seed=0):
-    rng = np.random.default_rng(seed)
-    for v in model.weights:
-        if v.path.endswith("moving_variance") or v.path.endswith("gamma"):
-            v.assign(rng.uniform(0.5, 1.5, v.shape))
-        elif v.path.endswith("moving_mean") or v.path.endswith("beta"):
-            v.assign(rng.normal(scale=0.3, size=v.shape))
+from tenfold.testing import randomize_norms as randomize
 
 
 def small_model(size=9):

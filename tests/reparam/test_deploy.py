@@ -21,18 +21,7 @@ from tenfold.reparam import (
     parameter_count,
 )
 from tenfold.reparam.fusion import producer_weights
-
-
-def randomize(model, seed=0):
-    """Non-trivial BN statistics, scales and skip gains, so that folding is visible."""
-    rng = np.random.default_rng(seed)
-    for v in model.weights:
-        if v.path.endswith("moving_variance") or v.path.endswith("gamma"):
-            v.assign(rng.uniform(0.5, 1.5, v.shape))
-        elif v.path.endswith("moving_mean") or v.path.endswith("beta"):
-            v.assign(rng.normal(scale=0.3, size=v.shape))
-        elif v.path.endswith("skip_gain"):
-            v.assign(rng.uniform(0.5, 1.0, v.shape))
+from tenfold.testing import randomize_norms as randomize
 
 
 def relative_difference(a, b, x):
