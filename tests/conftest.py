@@ -10,6 +10,9 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# peak-memory tests read TensorFlow's CPU allocator statistics, which it keeps without oneDNN
+# (off by default on CPUs without AVX-512) only with this set (tenfold.remat.memory)
+os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
 
 import keras  # noqa: E402
 import pytest  # noqa: E402

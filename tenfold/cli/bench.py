@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Optional
 
@@ -9,6 +10,7 @@ import typer
 
 from tenfold import registry
 from tenfold.cli._errors import fail
+from tenfold.remat.memory import CPU_STATS_ENV
 
 
 def bench_command(
@@ -22,6 +24,8 @@ def bench_command(
     list_: bool = typer.Option(False, "--list", help="List the benchmarks and exit."),
 ) -> None:
     """Measure techniques against the plain Keras way, side by side, into RESULTS.md."""
+    # before any TensorFlow operation: CPU peak memory is measurable without oneDNN too
+    os.environ.setdefault(CPU_STATS_ENV, "true")
     from tenfold.bench import load_all  # the benchmarks import TensorFlow: only when asked
     from tenfold.bench.run import run_benchmarks
 

@@ -6,7 +6,9 @@ What is measured, by backend:
   (``tf.config.experimental.reset_memory_stats`` / ``get_memory_info``): the peak bytes
   held during ``fn()`` above the level before it. They track the CPU allocator as well as
   GPUs, in eager and graph mode and under XLA (checked on TensorFlow 2.21). The level
-  before is read after the reset, so tensors that already exist are not counted.
+  before is read after the reset, so tensors that already exist are not counted. On a CPU
+  without AVX-512 (oneDNN off by default) the allocator counts only when
+  ``TF_CPU_ALLOCATOR_USE_BFC=true`` is set before TensorFlow's first operation.
 * **JAX** — XLA's compiled memory analysis of ``jax.jit(fn)`` for the given arguments
   (``.lower(*args).compile().memory_analysis()``): the temporary buffers plus the outputs
   the computation allocates, on any device (the CPU too). It is what XLA plans, not a
@@ -31,6 +33,12 @@ import keras
 
 from tenfold._api import export
 from tenfold._tf import tensorflow
+
+# TensorFlow's CPU allocator counts bytes only with oneDNN on, which TensorFlow turns on by
+# default only on CPUs with AVX-512 (measured on an AMD EPYC with AVX2: "Cannot reset memory
+# stats for device 'CPU:0'"). With this variable set before the first operation, the CPU uses
+# a BFC allocator that keeps statistics, oneDNN or not.
+CPU_STATS_ENV = "TF_CPU_ALLOCATOR_USE_BFC"
 
 
 def default_device() -> str:
@@ -78,9 +86,15 @@ def _tensorflow(fn: Callable[..., Any], args: tuple[Any, ...], device: str) -> i
         tf.config.experimental.reset_memory_stats(device)
         base = tf.config.experimental.get_memory_info(device)["current"]
     except (ValueError, RuntimeError, tf.errors.OpError) as err:
+        hint = ""
+        if "CPU" in device.upper():
+            hint = (f" TensorFlow's default CPU allocator keeps statistics only with oneDNN on (the "
+                    f"default on CPUs with AVX-512); set {CPU_STATS_ENV}=true (a BFC allocator "
+                    "that counts; `tenfold bench` and the tests do) or TF_ENABLE_ONEDNN_OPTS=1 in "
+                    "the environment before TensorFlow runs its first operation.")
         raise RuntimeError(
             f"peak_memory: TensorFlow keeps no allocator statistics for device {device!r} "
-            f"({err}); its devices: {[d.name for d in tf.config.list_logical_devices()]}."
+            f"({err}); its devices: {[d.name for d in tf.config.list_logical_devices()]}.{hint}"
         ) from err
     _wait(fn(*args))
     peak = tf.config.experimental.get_memory_info(device)["peak"]
