@@ -66,6 +66,13 @@ def train_step(
     >>> bool(logs["finite"]), float(logs["loss_scale"])
     (True, 1.0)
     """
+    if keras.backend.backend() != "tensorflow":
+        raise RuntimeError(
+            "tenfold.precision.train_step builds a tf.GradientTape step and needs the TensorFlow "
+            f"backend (KERAS_BACKEND=tensorflow); the Keras backend is {keras.backend.backend()!r}. "
+            "On JAX or PyTorch, model.compile() under 'mixed_float16' wraps the optimizer in "
+            "keras.optimizers.LossScaleOptimizer and fit() scales the loss itself."
+        )
     tf = tensorflow("tenfold.precision.train_step")
     v.instance("model", model, keras.Model, "a keras.Model")
     v.instance("optimizer", optimizer, keras.optimizers.Optimizer, "a keras.optimizers.Optimizer")

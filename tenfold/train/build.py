@@ -70,6 +70,25 @@ def precision_note(chosen: PrecisionReport) -> str:
             f"{'on' if chosen.xla else 'off'} ({chosen.xla_reason}){layers}")
 
 
+def _precision(recipe: Recipe, run_data: data.RunData) -> PrecisionReport:
+    """``precision.configure`` of the recipe. ``policy: auto`` measures: the model is built
+    under float32, probed on one training batch (``precision.probe_steps`` steps per
+    candidate, plain SGD and cross-entropy on the logits), and the seed is set again so that
+    the model ``build`` then builds under the chosen policy starts from the same draw."""
+    p = recipe.precision
+    if p.policy != "auto":
+        return precision.configure(p.policy, jit_compile=p.jit_compile)
+    precision.configure("float32", jit_compile=False)
+    probed = model.build_model(recipe.model, run_data.input_shape, run_data.num_classes,
+                               max_parameters=recipe.train.max_parameters)
+    batches = data.train_dataset(recipe.data, run_data, None, seed=recipe.seed, epochs=1)
+    x, y = (keras.ops.convert_to_numpy(t) for t in next(iter(batches))[:2])
+    chosen = precision.configure("auto", probed, (x, y), probe_steps=p.probe_steps,
+                                 jit_compile=p.jit_compile)
+    keras.utils.set_random_seed(recipe.seed)
+    return chosen
+
+
 def build(
     recipe: Recipe, out: Path, log: Callable[[str], None] = print, *, resume: bool = False
 ) -> Run:
@@ -85,7 +104,7 @@ def build(
     run_data = data.build_data(d, seed=recipe.seed,
                                splits_file=Path(out) / data.SPLITS_FILE if resume else None)
     # the dtype policy must be in force before the model is built
-    chosen = precision.configure(recipe.precision.policy, jit_compile=recipe.precision.jit_compile)
+    chosen = _precision(recipe, run_data)
     net = model.build_model(recipe.model, run_data.input_shape, run_data.num_classes,
                             max_parameters=recipe.train.max_parameters)
     chosen = chosen.inspect(net)

@@ -11,7 +11,8 @@ as ``function(input_shape, num_classes, **model.options)``). Then, on any of the
 (the moving-statistics momentum of every batch norm) and ``model.remat``
 (recomputed segments, :func:`tenfold.remat.apply`, docs/recompute.md). Built under the dtype
 policy in force, so the precision policy must be set first (``build`` does); a model whose
-logits are not float32 under a mixed policy gets a float32 cast at its output.
+logits are not float32 under a mixed policy gets a float32 output layer
+(``tenfold.precision.float32_outputs``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from typing import Any
 
 import keras
 
-from tenfold import _validate, models, remat, reparam
+from tenfold import _validate, models, precision, remat, reparam
 from tenfold.layers import ExtendedBatchNormalization, NormedDense
 from tenfold.train.recipe import APPLICATIONS, ModelConfig, RecipeError
 
@@ -51,7 +52,7 @@ def build_model(
     if m.head == "normed":
         model = normed_head(model)
     if not m.builtin:
-        model = _float32_logits(_checked(model, m, input_shape, num_classes))
+        model = precision.float32_outputs(_checked(model, m, input_shape, num_classes))
     if m.convert is not None:
         c = m.convert
         try:
@@ -241,14 +242,6 @@ def set_bn_momentum(model: keras.Model, momentum: float) -> int:
     for layer in norms:
         layer.momentum = float(momentum)
     return len(norms)
-
-
-def _float32_logits(model: keras.Model) -> keras.Model:
-    """``model`` with a float32 cast on its output when its logits come out in lower precision."""
-    if keras.backend.standardize_dtype(model.outputs[0].dtype) == "float32":
-        return model
-    logits = keras.layers.Activation("linear", dtype="float32", name="logits_float32")(model.outputs[0])
-    return keras.Model(model.inputs, logits, name=model.name)
 
 
 def normed_head(model: keras.Model) -> keras.Model:

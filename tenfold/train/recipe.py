@@ -401,9 +401,12 @@ class PrecisionConfig(Section):
     """Mixed precision and XLA (docs/mixed-precision.md), set by tenfold.precision.configure."""
 
     policy: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16", "grappler"] = Field(
-        "float32", description="auto: bf16 on CPUs with avx512_bf16/AMX and GPUs cc>=8, fp16 on older GPUs"
+        "float32", description="auto: time each candidate on the model and keep the fastest (docs/mixed-precision.md)"
     )
     jit_compile: bool | Literal["auto"] = Field("auto", description="XLA; auto: as Keras decides")
+    probe_steps: int = Field(
+        8, ge=1, le=1000, description="policy auto: timed training steps per candidate (docs/mixed-precision.md)"
+    )
 
 
 class TrainConfig(Section):
