@@ -16,7 +16,9 @@
 ``lr_scaling: none`` a run trains as one device would at the same batch (the test suite
 checks the final weights to 1e-5). The input pipeline is built whole on every worker (the
 same seed, so the same order, re-sampling and echo) and sharded by *data*: worker ``i``
-keeps part ``i`` of every global batch (:meth:`Distribution.shard`). Each example is
+keeps part ``i`` of every global batch (:meth:`Distribution.shard`; under ``data_parallel``
+a batch that does not split evenly over the devices, an epoch's last, is padded with
+examples of weight 0 and the real ones reweighted, since JAX shards only evenly). Each example is
 therefore seen once per epoch across the workers (echo factor times with ``data.echo``),
 and the long-tail class counts are those of the whole training split.
 
@@ -45,7 +47,8 @@ evaluation and deploy); only the chief (worker 0) writes the run directory. The 
 workers write into their own scratch run directory next to it (:meth:`Distribution.out`,
 as ``BackupAndRestore``'s per-worker folders), with their own checkpoints, and remove it
 when they finish. On resume the workers agree on the newest epoch all of them hold a
-checkpoint of (:meth:`Distribution.common_epoch`).
+checkpoint of (:meth:`Distribution.agree_checkpoints`, before the run is built: the data start
+at that epoch).
 """
 
 from __future__ import annotations
@@ -63,6 +66,8 @@ import keras
 
 from tenfold import _validate
 from tenfold._tf import tensorflow
+from tenfold.train import checkpoints
+from tenfold.train.files import write_json_atomic
 from tenfold.train.recipe import DistributeConfig, Recipe, RecipeError, with_values
 
 FIT_WORKAROUND_ENV = "TENFOLD_KERAS_FIT_WORKAROUND"
@@ -159,9 +164,11 @@ class Distribution:
     def shard(self, dataset: Any) -> Any:
         """``dataset`` as every worker builds it, sharded by data across the workers (worker
         ``i`` keeps part ``i`` of each global batch when Keras distributes it)."""
-        if not self.uses_tf or dataset is None:
+        if dataset is None or self.name == "none":
             return dataset
         tf = tensorflow("tf.distribute")
+        if self.name == "data_parallel":
+            return dataset.map(lambda *batch: _padded(tf, self.replicas, *batch))
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
         return dataset.with_options(options)
@@ -184,6 +191,24 @@ class Distribution:
         common = set(rows[0]).intersection(*rows[1:]) - {-1}
         return max(common, default=0)
 
+    def agree_checkpoints(self, directory: Path, recipe_yaml: str, log: Any = print) -> int:
+        """Drop from this worker's checkpoint manifest the epochs not every worker holds, so
+        that all resume from the newest common epoch (returned; 0: all start afresh). A
+        collective with several workers: every worker calls it before building the run."""
+        if self.workers == 1:
+            return 0
+        held = [c for c in checkpoints.read_manifest(directory, recipe_yaml)
+                if checkpoints.is_intact(directory, c)]
+        agreed = self.common_epoch(c.epoch for c in held)
+        kept = [c for c in held if c.epoch <= agreed]
+        if len(kept) != len(held):
+            log(f"resuming from epoch {agreed}, the newest checkpoint every worker holds "
+                f"(this worker had epoch {held[0].epoch})")
+            write_json_atomic(directory / checkpoints.MANIFEST, {
+                "format": 1, "recipe_hash": checkpoints.recipe_hash(recipe_yaml),
+                "checkpoints": [vars(c) for c in kept]})
+        return agreed
+
     def facts(self, recipe: Recipe) -> dict[str, Any]:
         """What ``metrics.json`` records of the distribution."""
         d = recipe.distribute
@@ -205,6 +230,21 @@ class Distribution:
         return [f"distribute: {self.name} ({where}: {', '.join(self.devices)}); global batch {batch}, "
                 f"per-replica batch {self.per_replica_batch(batch)}; learning-rate rule: {rule}; "
                 f"the chief (worker 0) writes the run directory."]
+
+
+def _padded(tf: Any, replicas: int, x: Any, y: Any, weights: Any = None) -> Any:
+    """A batch padded to a multiple of ``replicas`` examples (JAX shards it evenly or not at
+    all): zeros weighted 0, the real examples weighted ``(n + pad) / n``, so that the mean
+    over the padded batch is the mean over the real one."""
+    n = tf.shape(tf.nest.flatten(y)[0])[0]
+    pad = (-n) % replicas
+
+    def grow(t: Any) -> Any:
+        return tf.concat([t, tf.zeros(tf.concat([[pad], tf.shape(t)[1:]], 0), t.dtype)], 0)
+
+    share = tf.cast(n + pad, "float32") / tf.cast(n, "float32")
+    w = tf.fill([n], share) if weights is None else tf.cast(weights, "float32") * share
+    return tf.nest.map_structure(grow, x), tf.nest.map_structure(grow, y), grow(w)
 
 
 def _int_array(row: list[int]) -> Any:

@@ -37,24 +37,10 @@ from tenfold.train.optimization import write_range_test
 from tenfold.train.recipe import Recipe
 
 
-def _resume_point(built: Run, dist: distribute.Distribution,
-                  warn: Callable[[str], None]) -> checkpoints.Checkpoint | None:
-    """The checkpoint to resume from: the newest intact one; with several workers, the
-    newest epoch every worker holds (a collective: every worker calls it)."""
+def _fit_stage(built: Run, log: Callable[[str], None], warn: Callable[[str], None]) -> list[Any]:
+    """``[facts, notes]`` of training: recorded, restored, or trained (from a checkpoint)."""
     directory, recipe_yaml = built.out / rundir.CHECKPOINTS, built.recipe.to_yaml()
     resume = checkpoints.latest(directory, recipe_yaml, warn)
-    if dist.workers == 1:
-        return resume
-    held = [c for c in checkpoints.read_manifest(directory, recipe_yaml) if checkpoints.is_intact(directory, c)]
-    agreed = dist.common_epoch(c.epoch for c in held)
-    return next((c for c in held if c.epoch == agreed), None)
-
-
-def _fit_stage(built: Run, dist: distribute.Distribution, log: Callable[[str], None],
-               warn: Callable[[str], None]) -> list[Any]:
-    """``[facts, notes]`` of training: recorded, restored, or trained (from a checkpoint)."""
-    directory = built.out / rundir.CHECKPOINTS
-    resume = _resume_point(built, dist, warn)
     done = rundir.load_stage(built.out, "fit")
     if done is not None and resume is not None and resume.epoch == built.recipe.train.epochs:
         log(f"training finished before the interruption: restoring epoch {resume.epoch}, "
@@ -69,7 +55,7 @@ def _fit_stage(built: Run, dist: distribute.Distribution, log: Callable[[str], N
 def _after_fit(built: Run, dist: distribute.Distribution, log: Callable[[str], None],
                warn: Callable[[str], None]) -> dict[str, Any]:
     out = built.out
-    facts, fit_notes = _fit_stage(built, dist, log, warn)
+    facts, fit_notes = _fit_stage(built, log, warn)
     facts = {**facts, "distribute": dist.facts(built.recipe)}
     evaluated = rundir.load_stage(out, "evaluate")
     if evaluated is None:
@@ -123,8 +109,11 @@ def _run(recipe: Recipe, dist: distribute.Distribution, run_dir: Path, force: bo
             chief_log(f"[worker {dist.worker}] {line}")
 
     action = rundir.check(out, recipe, force=force)  # refuse before building, write nothing
+    scaled = distribute.scaled_recipe(recipe, dist.replicas)
+    if action == "resume":  # every worker resumes from the same epoch (a collective)
+        dist.agree_checkpoints(out / rundir.CHECKPOINTS, scaled.to_yaml(), log)
     with dist.scope():  # model and optimizer state are made in the strategy's scope
-        built = build(distribute.scaled_recipe(recipe, dist.replicas), out, log, resume=action == "resume")
+        built = build(scaled, out, log, resume=action == "resume")
     built = dataclasses.replace(
         built, model=distribute.prepare_model(built.model, dist),
         train_data=dist.shard(built.train_data), validation_data=dist.shard(built.validation_data),
