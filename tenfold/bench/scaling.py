@@ -31,6 +31,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -66,6 +67,7 @@ PLOT_WORKERS = (2, 4, 8, 16, 32, 64)
 DIGITS_SHAPE = (8, 8, 1)
 WORKER_TIMEOUT_S = {True: 240, False: 600}  # quick, full: a bound on a stuck worker, not a budget
 MB = 1e6
+TRAIN_EPOCHS = 10  # of the tenfold train rows (full mode)
 
 
 def ring_allreduce_seconds(nbytes: float, workers: int, gbps: float) -> float:
@@ -203,38 +205,79 @@ def _environment(config: dict[str, Any] | None) -> dict[str, str]:
     return env
 
 
-def run_workers(workers: int, spec: dict[str, Any], *, timeout: float) -> list[dict[str, Any]]:
-    """Start ``workers`` worker processes (a 127.0.0.1 cluster when more than one), wait at most
-    ``timeout`` seconds, return their results; a failed or late worker stops all and raises
-    RuntimeError with its last output."""
-    hosts = [f"127.0.0.1:{p}" for p in free_ports(workers)]
-    code = "from tenfold.bench.scaling import worker_main; worker_main()"
-    procs = []
-    for i in range(workers):
-        config = tf_config(hosts, i) if workers > 1 else None
-        procs.append(subprocess.Popen(
-            [sys.executable, "-c", code, json.dumps({**spec, "workers": workers, "index": i})],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=_environment(config)))
+def _launch(commands: list[list[str]], configs: list[dict[str, Any] | None], what: str,
+            timeout: float) -> list[str]:
+    """Run ``commands`` at once (each with its ``TF_CONFIG``), wait at most ``timeout`` seconds
+    for each; their outputs. A failed or late process stops all and raises RuntimeError with
+    its last output."""
+    procs = [subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env=_environment(config)) for cmd, config in zip(commands, configs)]
     outputs = []
     try:
         for p in procs:
-            out, _ = p.communicate(timeout=timeout)
-            outputs.append(out)
+            outputs.append(p.communicate(timeout=timeout)[0])
     except subprocess.TimeoutExpired:
-        raise RuntimeError(f"scaling: a worker of {workers} did not finish in {timeout:.0f} s") from None
+        raise RuntimeError(f"scaling: {what} did not finish in {timeout:.0f} s") from None
     finally:
         for p in procs:
             if p.poll() is None:
                 p.kill()
                 p.wait()
-    results = []
     for p, out in zip(procs, outputs):
-        lines = [ln for ln in out.splitlines() if ln.startswith("SCALING-RESULT ")]
-        if p.returncode != 0 or not lines:
+        if p.returncode != 0:
             tail = "\n".join(out.splitlines()[-15:])
-            raise RuntimeError(f"scaling: a worker of {workers} failed (exit {p.returncode}):\n{tail}")
+            raise RuntimeError(f"scaling: {what} failed (exit {p.returncode}):\n{tail}")
+    return outputs
+
+
+def _cluster(workers: int) -> list[dict[str, Any] | None]:
+    """The ``TF_CONFIG`` of each of ``workers`` processes on 127.0.0.1 (None for one)."""
+    if workers == 1:
+        return [None]
+    hosts = [f"127.0.0.1:{p}" for p in free_ports(workers)]
+    return [tf_config(hosts, i) for i in range(workers)]
+
+
+def run_workers(workers: int, spec: dict[str, Any], *, timeout: float) -> list[dict[str, Any]]:
+    """Time the default model's ``strategy.run`` loop (:func:`worker_main`) in ``workers``
+    processes (a 127.0.0.1 cluster when more than one); each worker's result."""
+    code = "from tenfold.bench.scaling import worker_main; worker_main()"
+    commands = [[sys.executable, "-c", code, json.dumps({**spec, "workers": workers, "index": i})]
+                for i in range(workers)]
+    outputs = _launch(commands, _cluster(workers), f"the loop on {workers} worker(s)", timeout)
+    results = []
+    for out in outputs:
+        lines = [ln for ln in out.splitlines() if ln.startswith("SCALING-RESULT ")]
+        if not lines:
+            raise RuntimeError(f"scaling: a worker printed no result:\n{out[-2000:]}")
         results.append(json.loads(lines[-1].split(" ", 1)[1]))
     return results
+
+
+def train_workers(workers: int, out: Path, *, epochs: int, timeout: float) -> dict[str, Any]:
+    """``tenfold train tiny`` on ``workers`` processes (``--worker I --workers ...`` on
+    127.0.0.1 when more than one) into ``out``; the chief's ``metrics.json`` ``run`` facts."""
+    configs = _cluster(workers)
+    base = [sys.executable, "-m", "tenfold", "train", "tiny", "--set", f"train.epochs={epochs}",
+            "--set", "train.verbose=0", "--out", str(out)]
+    commands = []
+    for config in configs:
+        flags = [] if config is None else [
+            "--worker", str(config["task"]["index"]), "--workers", ",".join(config["cluster"]["worker"])]
+        commands.append(base + flags)
+    # the CLI writes TF_CONFIG from the flags itself
+    _launch(commands, [None] * workers, f"tenfold train tiny on {workers} worker(s)", timeout)
+    return json.loads((out / "metrics.json").read_text(encoding="utf-8"))["run"]
+
+
+def duration(seconds: float) -> str:
+    """``seconds`` for a table: milliseconds below one second, seconds above.
+
+    Example:
+    >>> duration(0.0249), duration(19.21)
+    ('24.9 ms', '19.2 s')
+    """
+    return f"{seconds * 1e3:.3g} ms" if seconds < 1 else f"{seconds:.3g} s"
 
 
 # --- model: gradient bytes and single-device step time ------------------------------------
@@ -308,9 +351,9 @@ def _comm_table(measured: list[dict[str, Any]]) -> str:
             cells = []
             for n in WORKERS:
                 t = ring_allreduce_seconds(m["gradient_bytes"], n, gbps)
-                cells.append(f"{t * 1e3:.3g} ms ({t / m['step_seconds']:.2g}×)")
+                cells.append(f"{duration(t)} ({t / m['step_seconds']:.2g}×)")
             lines.append(
-                f"| {m['label']} | {m['gradient_bytes'] / MB:.3g} MB | {m['step_seconds'] * 1e3:.4g} ms "
+                f"| {m['label']} | {m['gradient_bytes'] / MB:.3g} MB | {duration(m['step_seconds'])} "
                 f"({m['batch']}) | {gbps} Gb/s | {' | '.join(cells)} |")
     return "\n".join(lines)
 
@@ -342,6 +385,30 @@ def _plot(ctx: BenchContext, measured: list[dict[str, Any]]) -> str:
     return figure(ctx.out_dir / "scaling.png", panels, size=(11, 4.5))
 
 
+def _trainer(ctx: BenchContext, timeout: float) -> tuple[list[dict[str, Any]], list[str]]:
+    """``tenfold train tiny`` on 1 and on 2 workers: rows of the chief's fit steps/s."""
+    tmp = Path(tempfile.mkdtemp(prefix="tenfold-scaling-"))
+    runs = {}
+    for workers in (1, 2):
+        ctx.log(f"  tenfold train tiny, {workers} worker(s)")
+        runs[workers] = train_workers(workers, tmp / f"w{workers}", epochs=TRAIN_EPOCHS, timeout=timeout)
+    one, two = runs[1], runs[2]
+    batch = int(two["distribute"]["global_batch"])
+    rows = [
+        value_row(f"tenfold train tiny: fit steps/s ({TRAIN_EPOCHS} epochs)", "1 worker", one["steps_per_second"],
+                  "2 workers", two["steps_per_second"], unit="steps/s", lower_is_better=False),
+        value_row("tenfold train tiny: fit examples/s", "1 worker", one["steps_per_second"] * batch,
+                  "2 workers", two["steps_per_second"] * batch, unit="examples/s", lower_is_better=False),
+    ]
+    d = two["distribute"]
+    note = (f"`tenfold train tiny --set train.epochs={TRAIN_EPOCHS}` (the MLP, global batch {batch}) on 1 worker "
+            f"and with `--worker I --workers 127.0.0.1:P0,127.0.0.1:P1` on 2 (strategy {d['strategy']}, "
+            f"{d['replicas']} replicas, per-replica batch {d['per_replica_batch']}): steps/s of the chief's "
+            f"`model.fit` as metrics.json records it ({one['steps_per_epoch']} steps an epoch), which "
+            "includes tracing, validation and the per-epoch checkpoint; one run each.")
+    return rows, [note]
+
+
 def _notes(spec: dict[str, Any], s1: float, s2: float, local_batch: int,
            measured: list[dict[str, Any]]) -> list[str]:
     """The notes, computed from what was measured."""
@@ -365,7 +432,7 @@ def _notes(spec: dict[str, Any], s1: float, s2: float, local_batch: int,
         "float32) measured on this CPU at the batch shown, not on an accelerator: a device whose "
         "step is shorter than the all-reduce time is communication-bound.",
         f"The default model's gradient is {default['gradient_bytes'] / MB:.3g} MB: "
-        f"{t2 * 1e3:.3g} ms per all-reduce on 2 workers over 10 Gb/s, "
+        f"{duration(t2)} per all-reduce on 2 workers over 10 Gb/s, "
         f"{t2 / default['step_seconds']:.2g}× its step time here.",
     ]
     for m in measured[1:]:
@@ -376,9 +443,9 @@ def _notes(spec: dict[str, Any], s1: float, s2: float, local_batch: int,
                  else "over 10 Gb/s it stays below this CPU's step time up to n=64")
         notes.append(
             f"{m['label']}: {m['parameters'] / 1e6:.3g} M parameters, {m['gradient_bytes'] / MB:.3g} MB "
-            f"of gradient; at n=64 one all-reduce takes {slow * 1e3:.3g} ms over 10 Gb/s and "
-            f"{fast * 1e3:.3g} ms over 100 Gb/s, so a device stepping faster than that is "
-            f"communication-bound; {where} ({m['step_seconds'] * 1e3:.4g} ms, batch {m['batch']}).")
+            f"of gradient; at n=64 one all-reduce takes {duration(slow)} over 10 Gb/s and "
+            f"{duration(fast)} over 100 Gb/s, so a device stepping faster than that is "
+            f"communication-bound; {where} ({duration(m['step_seconds'])}, batch {m['batch']}).")
     return notes
 
 
@@ -401,11 +468,13 @@ def run(ctx: BenchContext) -> BenchResult:
         value_row("training examples/s (default model)", "1 worker", s1 * global_batch,
                   "2 workers", s2 * global_batch, unit="examples/s", repeats=rounds, lower_is_better=False),
     ]
+    trainer_rows, trainer_notes = ([], ["`tenfold train` rows: full mode only (each run takes minutes)."]) \
+        if ctx.quick else _trainer(ctx, timeout)
     measured = []
     for case in _cases(ctx, global_batch):
         ctx.log(f"  step time: {case.label}")
         measured.append(_step_time(case, ctx))
-    notes = _notes(spec, s1, s2, two[0]["local_batch"], measured)
+    notes = _notes(spec, s1, s2, two[0]["local_batch"], measured) + trainer_notes
     return BenchResult(
         description=(
             "Scale out (report only): steps/s and examples/s of the default model on 1 worker vs 2 "
@@ -413,5 +482,5 @@ def run(ctx: BenchContext) -> BenchResult:
             "communication per step for the default model, ResNet50 and an MHA encoder over 10 and "
             "100 Gb/s links (docs/distributed.md)."
         ),
-        rows=rows, tables=[_comm_table(measured)], plots=[_plot(ctx, measured)], notes=notes,
+        rows=rows + trainer_rows, tables=[_comm_table(measured)], plots=[_plot(ctx, measured)], notes=notes,
     )

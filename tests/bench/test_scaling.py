@@ -70,6 +70,7 @@ def test_comm_table_cells_are_the_formula():
     rows = [ln for ln in table.splitlines() if ln.startswith("| m ")]
     assert len(rows) == len(scaling.LINKS_GBPS)
     assert "| 10 Gb/s | 80 ms (2×) | 140 ms (3.5×) |" in rows[0]  # 0.08 s and 0.14 s over 0.04 s
+    assert "| 100 MB | 40 ms (4) | 100 Gb/s | 8 ms (0.2×) |" in rows[1]
 
 
 @pytest.mark.slow
