@@ -92,3 +92,25 @@ def test_scaling_quick(tmp_path):
     assert "| ResNet50 (32×32) | 102 MB |" in table
     assert (tmp_path / "scaling.png").is_file()
     assert np.isfinite(steps["ratio"]) and steps["ratio"] > 0
+
+
+def test_notes_are_computed_from_the_measurements():
+    spec = {"global_batch": 32, "warmup": 3, "steps": 50, "rounds": 5}
+    measured = [
+        {"label": "default model (x)", "batch": 32, "parameters": 77_000, "gradient_bytes": 311_000,
+         "step_seconds": 0.0249},
+        {"label": "big (fast device)", "batch": 8, "parameters": 25_600_000, "gradient_bytes": 100e6,
+         "step_seconds": 0.1},
+        {"label": "big (slow device)", "batch": 8, "parameters": 25_600_000, "gradient_bytes": 100e6,
+         "step_seconds": 20.0},
+    ]
+    notes = scaling._notes(spec, 40.0, 30.0, 16, measured)
+    assert "2 workers run at 0.75× the steps/s of 1 worker at the same global batch (1280 vs 960 examples/s)" in notes[2]
+    assert "5 rounds of 50 steps after 3 warm-up steps" in notes[1] and "16 per replica" in notes[1]
+    # 2·1/2 · 311,000 B · 8 ÷ 10 Gb/s = 0.2488 ms, 0.01× of 24.9 ms
+    assert "0.249 ms per all-reduce on 2 workers over 10 Gb/s, 0.01× its step time" in notes[4]
+    # 100 MB: 80 ms at n=2, 140 ms at n=8 and 157.5 ms at n=64 over 10 Gb/s
+    fast, slow = notes[5], notes[6]
+    assert "at n=64 one all-reduce takes 158 ms over 10 Gb/s and 15.8 ms over 100 Gb/s" in fast
+    assert "exceeds this CPU's step time from n=8 (100 ms, batch 8)" in fast
+    assert "stays below this CPU's step time up to n=64 (20 s, batch 8)" in slow
