@@ -60,12 +60,15 @@ def _rows_table(rows: list[dict[str, Any]]) -> list[str]:
 
 def render(result: dict[str, Any]) -> str:
     """Markdown section of one result."""
-    lines = [f"## {result['name']}", "", result.get("description", ""), ""]
+    lines = [f"## {result.get('title', result['name'])}", "", result.get("description", ""), ""]
     env = result.get("env", {})
+    # a result measured on an accelerator (tenfold.bench.gpu) names it; the CPU is the host
+    where = (f"**{result['device']}** (Keras backend {env.get('backend', '?')}, JAX {env.get('jax', '-')}; "
+             f"host {env.get('cpu', '?')}, {env.get('cpu_count', '?')} cores)" if result.get("device") else
+             f"{env.get('cpu', '?')} ({env.get('cpu_count', '?')} cores; flags: "
+             f"{', '.join(env.get('cpu_flags', [])) or 'n/a'}), TensorFlow {env.get('tensorflow', '-')}")
     lines.append(
-        f"Measured {env.get('date', '?')} on {env.get('cpu', '?')} ({env.get('cpu_count', '?')} "
-        f"cores; flags: {', '.join(env.get('cpu_flags', [])) or 'n/a'}), "
-        f"TensorFlow {env.get('tensorflow', '-')}, Keras {env.get('keras', '?')}, "
+        f"Measured {env.get('date', '?')} on {where}, Keras {env.get('keras', '?')}, "
         f"{'quick' if result.get('quick') else 'full'} mode, {result.get('seconds', 0):.0f} s."
     )
     lines += ["", f"Command: `{result.get('command', '')}`", ""]
