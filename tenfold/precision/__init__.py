@@ -1,6 +1,7 @@
 """Mixed precision and XLA: measure, choose, set and report; float32 outputs for any model;
 a loss-scaled custom-loop step."""
 
+from tenfold.precision import probe
 from tenfold.precision.configure import (
     POLICIES,
     Device,
@@ -14,7 +15,7 @@ from tenfold.precision.configure import (
 )
 from tenfold.precision.loop import train_step
 from tenfold.precision.outputs import float32_outputs, output_layers
-from tenfold.precision.probe import Candidate, probe
+from tenfold.precision.probe import Candidate
 
 __all__ = [
     "POLICIES",

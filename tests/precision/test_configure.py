@@ -30,6 +30,7 @@ def test_auto_on_this_machine():
     if tf.config.list_physical_devices("GPU"):
         pytest.fail("these tests expect the CPU-only machine of the project")
     assert report.policy == expected
+    assert "not measured" in report.reason and report.probe == []
     assert keras.config.dtype_policy().name == expected
     assert report.xla is False and report.jit_compile is False
     assert "CPU-only" in report.xla_reason
@@ -42,7 +43,7 @@ def test_auto_on_this_machine():
         (Device("gpu", "H100", (9, 0)), "mixed_bfloat16"),
         (Device("gpu", "A100", (8, 0)), "mixed_bfloat16"),
         (Device("gpu", "T4", (7, 5)), "mixed_float16"),
-        (Device("gpu", "P100", (6, 0)), "mixed_float16"),
+        (Device("gpu", "P100", (6, 0)), "float32"),  # float16 only from 7.0 (tensor cores)
         (Device("gpu", "K80", (3, 7)), "float32"),
         (Device("cpu", "SPR", None, ["avx512f", "amx_bf16"]), "mixed_bfloat16"),
         (Device("cpu", "CPX", None, ["avx512_bf16"]), "mixed_bfloat16"),
@@ -81,6 +82,10 @@ def test_grappler_uses_the_onednn_rewrite_on_a_cpu_and_can_be_switched_off():
     assert not tf.config.optimizer.get_experimental_options().get("auto_mixed_precision_onednn_bfloat16")
 
 
+@pytest.mark.skipif(
+    not {"avx512f", "avx512_bf16", "amx_bf16"} & set(cpu_flags()),
+    reason="TensorFlow leaves an AVX2-only CPU's matmuls in float32 under the oneDNN rewrite (measured)",
+)
 def test_grappler_rewrite_casts_matmuls_to_bfloat16():
     configure("grappler")
     a = tf.constant(np.random.default_rng(0).normal(size=(64, 64)).astype("float32"))

@@ -1,0 +1,156 @@
+"""configure("auto", model, sample): the probe times every candidate, interleaved, and keeps
+the fastest within the loss tolerance; the timer is a test double, never a sleep."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tenfold.precision import configure, probe
+from tenfold.train.recipe import load_recipe
+from tenfold.train.run import run
+
+REWRITES = ("auto_mixed_precision", "auto_mixed_precision_onednn_bfloat16", "auto_mixed_precision_mkl")
+
+
+@pytest.fixture(autouse=True)
+def _restore_grappler():
+    yield
+    tf.config.optimizer.set_experimental_options({k: False for k in REWRITES})
+    configure("float32", jit_compile=False)
+
+
+def _model_and_batch():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8,))
+    hidden = keras.layers.Dense(16, activation="relu")(inputs)
+    model = keras.Model(inputs, keras.layers.Dense(4)(hidden))
+    rng = np.random.default_rng(0)
+    return model, (rng.normal(size=(32, 8)).astype("float32"), rng.integers(0, 4, 32))
+
+
+def _fixed(seconds, order):
+    """A timer double: runs the step (so the loss is real) and returns a set time."""
+    def timer(name, step):
+        order.append(name)
+        step()
+        return seconds.get(name, 1.0)
+    return timer
+
+
+def test_float32_is_chosen_when_every_other_candidate_is_made_slower():
+    model, batch = _model_and_batch()
+    before = [w.copy() for w in model.get_weights()]
+    order = []
+    report = configure("auto", model, batch, probe_steps=3, jit_compile="auto",
+                       timer=_slow_but_float32(order))
+    measured = [row for row in report.probe if row["median_s"] is not None]
+    names = [row["name"] for row in measured]
+    assert names[0] == "float32" and {"float32+xla", "mixed_bfloat16", "mixed_bfloat16+xla"} <= set(names)
+    # interleaved: every round times each candidate once, in turn
+    assert order == names * 3
+    assert report.policy == "float32" and report.xla is False
+    assert keras.config.dtype_policy().name == "float32"
+    for row in measured[1:]:
+        assert row["ratio"] == pytest.approx(0.5) and row["accepted"]
+        assert f"| {row['name']} | 2.0000 | 0.50× |" in report.summary()
+    assert "measured: float32 is the fastest" in report.reason
+    assert "not run: float16 on a CPU is emulated" in report.summary()
+    # the user's model is neither trained nor changed
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert not any(tf.config.optimizer.get_experimental_options().get(k) for k in REWRITES)
+    json.dumps(report.to_dict())  # goes into metrics.json
+
+
+def _slow_but_float32(order):
+    def timer(name, step):
+        order.append(name)
+        step()
+        return 1.0 if name == "float32" else 2.0
+    return timer
+
+
+def test_a_faster_candidate_is_chosen_and_left_in_force():
+    model, batch = _model_and_batch()
+    report = configure("auto", model, batch, probe_steps=2, jit_compile=False,
+                       timer=_fixed({"mixed_bfloat16": 0.5}, []))
+    assert [row["name"] for row in report.probe if row["median_s"] is not None] == ["float32", "mixed_bfloat16"]
+    assert report.policy == "mixed_bfloat16" and report.keras_policy == "mixed_bfloat16"
+    assert keras.config.dtype_policy().name == "mixed_bfloat16"
+    assert "mixed_bfloat16 trains at 2.00× float32" in report.reason
+    bf16 = report.probe[1]
+    assert bf16["ratio"] == pytest.approx(2.0) and bf16["accepted"]
+    # same weights and batch: the first-step losses agree to bfloat16 precision, not exactly
+    assert bf16["first_loss"] == pytest.approx(report.probe[0]["first_loss"], rel=0.05)
+    assert bf16["first_loss"] != report.probe[0]["first_loss"]
+    assert report.xla is False and report.xla_reason == "jit_compile=False requested"
+
+
+def test_a_candidate_within_the_speed_margin_does_not_replace_float32():
+    model, batch = _model_and_batch()
+    report = configure("auto", model, batch, probe_steps=2, jit_compile=False,
+                       timer=_fixed({"mixed_bfloat16": 0.99}, []))
+    assert report.policy == "float32"
+    assert "no candidate was more than 2% faster" in report.reason
+
+
+def test_a_candidate_outside_the_loss_tolerance_is_refused(monkeypatch):
+    monkeypatch.setattr(probe, "LOSS_RTOL", 0.0)
+    monkeypatch.setattr(probe, "LOSS_ATOL", 0.0)  # bfloat16's first loss is not float32's
+    model, batch = _model_and_batch()
+    report = configure("auto", model, batch, probe_steps=2, jit_compile=False,
+                       timer=_fixed({"mixed_bfloat16": 0.1}, []))
+    assert report.policy == "float32"
+    bf16 = report.probe[1]
+    assert bf16["accepted"] is False and "differs from float32's" in bf16["why"]
+
+
+def test_the_default_timer_reads_the_module_clock(monkeypatch):
+    # a clock double that runs 3x slower while the bfloat16 policy is in force
+    now = [0.0]
+
+    def clock():
+        now[0] += 3.0 if keras.config.dtype_policy().name == "mixed_bfloat16" else 1.0
+        return now[0]
+
+    monkeypatch.setattr(probe, "_clock", clock)
+    model, batch = _model_and_batch()
+    report = configure("auto", model, batch, probe_steps=2, jit_compile=False)
+    assert [row["median_s"] for row in report.probe[:2]] == [1.0, 3.0]
+    assert report.policy == "float32"
+
+
+def test_a_compiled_model_is_probed_with_its_loss_and_optimizer_class_and_left_untrained():
+    model, (x, _) = _model_and_batch()
+    y = np.random.default_rng(1).normal(size=(32, 4)).astype("float32")
+    model.compile(keras.optimizers.Adam(1e-3), keras.losses.MeanSquaredError())
+    seen = []
+
+    def timer(name, step):
+        seen.append(step())
+        return 1.0
+    report = configure("auto", model, (x, y), probe_steps=2, jit_compile=False, timer=timer)
+    mse = float(np.mean((keras.ops.convert_to_numpy(model(x)) - y) ** 2))
+    assert report.probe[0]["first_loss"] == pytest.approx(mse, rel=1e-5)  # its own loss, from its weights
+    assert int(model.optimizer.iterations) == 0
+    assert report.probe[0]["loss"] < report.probe[0]["first_loss"]  # Adam trained the copy
+
+
+def test_trainer_auto_probes_the_recipe_model_and_records_the_probe(tmp_path):
+    recipe = load_recipe("tiny", [
+        "train.epochs=1", "train.verbose=0",
+        "precision={policy: auto, jit_compile: false, probe_steps: 2}",
+    ])
+    metrics = run(recipe, tmp_path / "run", force=True, log=lambda s: None)
+    facts = metrics["run"]["precision"]
+    names = [row["name"] for row in facts["probe"] if row["median_s"] is not None]
+    assert names == ["float32", "mixed_bfloat16"]
+    assert facts["reason"].startswith("measured: ")
+    assert facts["policy"] in names
+    assert keras.config.dtype_policy().name == facts["keras_policy"]
+    saved = json.loads((tmp_path / "run" / "metrics.json").read_text())["run"]["precision"]
+    assert saved["probe"][0]["name"] == "float32"
+    assert "measured: " in (tmp_path / "run" / "report.md").read_text()
