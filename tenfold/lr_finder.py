@@ -21,6 +21,26 @@ def _is_dataset(data: Any) -> bool:
     return hasattr(data, "element_spec") and hasattr(data, "repeat")
 
 
+def _check_arrays(data: Any, y: Any) -> None:
+    """``data`` and ``y``: arrays (or lists / dicts of arrays) of examples, as many labels as
+    examples where both say how many."""
+    if y is None:
+        raise ValueError("y (the labels) is required when data is an array.")
+    counts = []
+    for name, value in (("data", data), ("y", y)):
+        shape = getattr(value, "shape", None)
+        sized = hasattr(value, "__len__") if shape is None else len(shape) > 0
+        if isinstance(value, (str, bytes)) or not sized:
+            raise TypeError(f"{name} must be {'a batched tf.data.Dataset of (x, y) or ' if name == 'data' else ''}"
+                            f"an array of examples, received {value!r} of type {type(value).__name__}.")
+        count = int(shape[0]) if shape is not None else len(value)
+        if not count:
+            raise ValueError(f"{name} must hold at least one example, received an empty {type(value).__name__}.")
+        counts.append(count if shape is not None else None)
+    if None not in counts and counts[0] != counts[1]:
+        raise ValueError(f"y must have one label per example of data: {counts[0]} examples, received {counts[1]} labels.")
+
+
 def lr_find(
     model: keras.Model,
     data: Any,
@@ -73,7 +93,7 @@ def lr_find(
     v.instance("model", model, keras.Model, "a compiled keras.Model")
     if getattr(model, "optimizer", None) is None or not getattr(model, "compiled", False):
         raise ValueError("lr_find needs a compiled model: call model.compile(optimizer, loss) first.")
-    batch_size = v.integer("batch_size", batch_size, low=1)
+    batch_size = v.integer("batch_size", batch_size, low=1, high=2**31 - 1)
     if not (isinstance(verbose, str) and verbose == "auto"):  # Keras fit's values
         verbose = v.integer("verbose", verbose, low=0, high=2)
     finder = LRFinder(
@@ -86,8 +106,7 @@ def lr_find(
         model.fit(data.repeat(), steps_per_epoch=num_steps, epochs=1, callbacks=[finder],
                   shuffle=False, verbose=verbose)
     else:
-        if y is None:
-            raise ValueError("y (the labels) is required when data is an array.")
+        _check_arrays(data, y)
         steps_per_epoch = max(1, math.ceil(len(data) / batch_size))
         epochs = math.ceil(num_steps / steps_per_epoch)
         model.fit(data, y, batch_size=batch_size, epochs=epochs, shuffle=True,

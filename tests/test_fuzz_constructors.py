@@ -13,7 +13,11 @@ true), and a class without a contract example needs an entry in :data:`VALID_ARG
 Keras' own pass-through keyword arguments (``name``, ``dtype``, ...) are Keras' business
 and are not fuzzed (:data:`NOT_FUZZED`). The public functions of the same areas (model
 builders, ``data.echo`` / ``resample``, ``precision.configure``, the post-hoc tools) are
-fuzzed the same way from the valid calls in :data:`FUNCTION_ARGS`.
+fuzzed the same way from the valid calls in :data:`FUNCTION_ARGS`, and so are the model-level
+entry points outside the registry (:data:`EXTRA_FUNCTIONS`: ``remat.apply`` / ``plan`` come
+from the registry's ``remat`` kind; ``reparam.deploy``, ``reparam.check`` and ``lr_find``),
+with a huge int (10**30) among their bad values: each is refused naming the argument, or
+works — never a traceback from deep inside Keras or TensorFlow.
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from tenfold import registry
 
 FUZZED_KINDS = (
     "layers", "optimizers", "schedules", "losses", "metrics", "callbacks", "models", "data",
-    "precision", "longtail",
+    "precision", "longtail", "remat",
 )
 
 #: components whose arguments are not fuzzed, with the reason
@@ -52,6 +56,27 @@ def _dataset() -> Any:
     import tensorflow as tf
 
     return tf.data.Dataset.from_tensor_slices((np.zeros((4, 2), "float32"), np.array([0, 0, 0, 1])))
+
+
+def _small_model() -> Any:
+    """A functional model with cut points and a foldable norm (for remat and reparam)."""
+    import keras
+
+    i = keras.Input((4,))
+    h = keras.layers.Dense(4, name="a")(i)
+    h = keras.layers.BatchNormalization(name="bn")(h)
+    h = keras.layers.Dense(4, name="b")(h) + h
+    return keras.Model(i, keras.layers.Dense(3, name="c")(h))
+
+
+def _compiled_model() -> Any:
+    model = _small_model()
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    return model
+
+
+_X = np.random.default_rng(0).normal(size=(8, 4)).astype("float32")
+_Y = np.array([0, 1, 2, 0, 1, 2, 0, 1])
 
 
 def _dense() -> Any:
@@ -77,13 +102,34 @@ VALID_ARGS: dict[str, dict[str, Any]] = {
     "configure": {"policy": "float32", "jit_compile": False},
     "adjust_logits": {"logits": np.zeros((2, 2), "float32"), "class_counts": [3, 1]},
     "tau_normalize": {"model_or_dense": Fresh(_dense)},
+    "apply": {"model": Fresh(_small_model), "policy": 1},
+    "plan": {"model": Fresh(_small_model), "policy": 1},
+    "deploy": {"model": Fresh(_small_model)},
+    "float32_outputs": {"model": Fresh(_small_model)},
+    "check": {"original": Fresh(_small_model), "deployed": Fresh(_small_model), "x": _X},
+    "lr_find": {"model": Fresh(_compiled_model), "data": _X, "y": _Y, "batch_size": 4, "num_steps": 2,
+                "min_learning_rate": 1e-4, "max_learning_rate": 1.0},
 }
+
+
+def _extra_functions() -> list[registry.Entry]:
+    """Model-level entry points that are not registered components."""
+    return [registry.Entry(kind, name, obj, path) for kind, name, obj, path in (
+        ("reparam", "deploy", tenfold.reparam.deploy, "tenfold.reparam.deploy"),
+        ("reparam", "check", tenfold.reparam.check, "tenfold.reparam.check"),
+        ("lr_finder", "lr_find", tenfold.lr_find, "tenfold.lr_find"),
+    )]
+
+
+#: kinds whose functions also get the huge-int case
+MODEL_LEVEL_KINDS = ("remat", "reparam", "lr_finder")
 
 #: public functions of the fuzzed kinds that are checked by their own tests instead
 NOT_FUZZED_FUNCTIONS: dict[str, str] = {
     "train_step": "takes a model, a loss and an optimizer; tests/precision/test_train_step.py",
     "retrain_classifier": "trains a classifier on every call; tests/longtail/test_posthoc.py",
     "search_tau": "scores a model or logits on data; tests/longtail/test_posthoc.py",
+    "peak_memory": "measures a callable on a device; tests/remat/test_peak_memory.py",
 }
 
 BAD_VALUES: tuple[tuple[str, Any], ...] = (
@@ -96,6 +142,8 @@ BAD_VALUES: tuple[tuple[str, Any], ...] = (
     ("unknown string", "no-such-value"),
     ("empty list", []),
 )
+
+HUGE_INT = ("huge int", 10**30)
 
 _LAST_AXIS = "the last axis (channels-last), the default"
 _ZERO_MARGIN = "0 is no margin: plain cross-entropy"
@@ -144,6 +192,10 @@ MEANINGFUL: dict[tuple[str, str, str], str] = {
     ("SM3", "epsilon", "0"): "epsilon 0: the paper's rule without damping",
     ("AGC", "exclude", "unknown string"): "a valid regex; matching nothing excludes nothing",
     ("AGC", "exclude", "empty list"): "exclude nothing: clip the classifier too",
+    ("lr_find", "max_learning_rate", "huge int"): "a sweep to any finite rate: it stops where the loss diverges",
+    ("lr_find", "smoothing", "0"): "0: no smoothing of the loss",
+    ("lr_find", "divergence_threshold", "huge int"): "never stop early: sweep all num_steps",
+    ("lr_find", "verbose", "0"): "0: silent, the default",
 }
 
 
@@ -235,7 +287,7 @@ def _components() -> list[registry.Entry]:
         for entry in registry.entries(kind):
             if entry.name not in EXCLUDED and entry.name not in NOT_FUZZED_FUNCTIONS:
                 out.append(entry)
-    return out
+    return out + _extra_functions()
 
 
 COMPONENTS = _components()
@@ -266,13 +318,16 @@ def _try(entry: registry.Entry) -> list[tuple[Case, str, str]]:
     for argument in valid:
         if argument in NOT_FUZZED:
             continue
-        for label, value in BAD_VALUES:
+        extra = (HUGE_INT,) if entry.kind in MODEL_LEVEL_KINDS else ()
+        for label, value in (*BAD_VALUES, *extra):
             case = Case(entry.name, argument, label)
             try:
                 _call(entry, {**valid, argument: value})
             except (ValueError, TypeError) as err:
                 named = argument in str(err)
                 results.append((case, "refused" if named else "badly refused", str(err)))
+            except Exception as err:  # a raw error from inside Keras / TensorFlow  # noqa: BLE001
+                results.append((case, "badly refused", f"{type(err).__name__}: {err}"[:300]))
             else:
                 outcome = "meaningful" if (entry.name, argument, label) in MEANINGFUL else "accepted"
                 results.append((case, outcome, ""))
@@ -282,7 +337,7 @@ def _try(entry: registry.Entry) -> list[tuple[Case, str, str]]:
 def test_components_are_found_and_exclusions_are_real():
     names = {e.name for e in COMPONENTS}
     assert {"FusedBatchNormalization", "WSConv2D", "LDAMLoss", "OneCycle", "LRFinder"} <= names
-    registered = {e.name for kind in (*FUZZED_KINDS, "remat") for e in registry.entries(kind)}
+    registered = {e.name for kind in FUZZED_KINDS for e in registry.entries(kind)}
     assert set(EXCLUDED) <= registered, "an exclusion names no registered component"
     for entry in COMPONENTS:
         assert entry.example is not None or entry.name in VALID_ARGS, (

@@ -440,6 +440,19 @@ def count_norms(model: keras.Model) -> int:
     return sum(isinstance(layer, _NORMS) for layer in all_layers(model))
 
 
+def _check_inputs(x: Any) -> None:
+    """``x``: model inputs (an array, a list or dict of arrays, or a dataset), not empty."""
+    if hasattr(x, "element_spec"):
+        return
+    shape = getattr(x, "shape", None)
+    sized = isinstance(x, (list, tuple, dict)) if shape is None else len(shape) > 0
+    if not sized:
+        raise TypeError(f"x must be model inputs (an array, a list or dict of arrays, or a dataset), "
+                        f"received {x!r} of type {type(x).__name__}.")
+    if (len(x) if shape is None else shape[0]) == 0:
+        raise ValueError(f"x must hold at least one example, received an empty {type(x).__name__}.")
+
+
 def check(original: keras.Model, deployed: keras.Model, x: Any, *, batch_size: int = 256) -> dict[str, Any]:
     """Facts about ``deployed`` against ``original`` evaluated in float32 on inputs ``x``.
 
@@ -461,7 +474,10 @@ def check(original: keras.Model, deployed: keras.Model, x: Any, *, batch_size: i
     """
     from tenfold import _validate
 
-    _validate.integer("batch_size", batch_size, low=1)
+    for name, model in (("original", original), ("deployed", deployed)):
+        _validate.instance(name, model, keras.Model, "a keras.Model")
+    _check_inputs(x)
+    _validate.integer("batch_size", batch_size, low=1, high=2**31 - 1)
     reference = float32_copy(original)
     ya = keras.tree.flatten(reference.predict(x, batch_size=batch_size, verbose=0))
     yb = keras.tree.flatten(deployed.predict(x, batch_size=batch_size, verbose=0))
