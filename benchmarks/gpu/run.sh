@@ -36,7 +36,7 @@ export KERAS_BACKEND=jax PYTHONUNBUFFERED=1 TF_CPP_MIN_LOG_LEVEL=2
 export JAX_COMPILATION_CACHE_DIR="${JAX_COMPILATION_CACHE_DIR:-/tmp/tenfold-jax-cache}"
 
 "$PY" - <<'PY' || exit 4
-import jax, keras, tenfold
+import jax, keras, tenfold, tenfold.train.recipe  # recipe: the pydantic wheels
 print(f"jax {jax.__version__}, keras {keras.__version__} ({keras.backend.backend()}), "
       f"tenfold {tenfold.__version__}; devices: {jax.devices()}")
 try:
