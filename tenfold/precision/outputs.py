@@ -64,9 +64,9 @@ def float32_outputs(model: keras.Model) -> keras.Model:
     Example:
     >>> keras.config.set_dtype_policy("mixed_bfloat16")
     >>> m = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8), keras.layers.Dense(3)])
-    >>> str(m(np.ones((1, 4))).dtype).split(".")[-1].strip("'>")
+    >>> keras.backend.standardize_dtype(m(np.ones((1, 4))).dtype)
     'bfloat16'
-    >>> str(float32_outputs(m)(np.ones((1, 4))).dtype).split(".")[-1].strip("'>")
+    >>> keras.backend.standardize_dtype(float32_outputs(m)(np.ones((1, 4))).dtype)
     'float32'
     >>> keras.config.set_dtype_policy("float32")
     """
