@@ -298,6 +298,13 @@ def test_multi_worker_matches_one_device(one_device, tmp_path):
         assert code == 0, text[-3000:]
     _assert_same_weights(one_device, out)
     assert _metrics(out)["run"]["distribute"]["workers"] == 2
+    a, b = _metrics(one_device)["test"]["plain"], _metrics(out)["test"]["plain"]
+    # balanced, per-class and shot accuracy: the workers' predictions gathered over the test split
+    assert a["examples"] == b["examples"] == 450
+    for key in ("accuracy", "balanced_accuracy"):
+        assert a[key] == pytest.approx(b[key], abs=1e-9)
+    assert a["per_class_accuracy"] == pytest.approx(b["per_class_accuracy"], abs=1e-9)
+    assert a["shots"] == b["shots"]
     assert not (tmp_path / "run.worker-1").exists()  # the scratch run directory is gone
     assert (out / "report.md").exists() and (out / "deploy").is_dir()
 
