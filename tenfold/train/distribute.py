@@ -247,6 +247,16 @@ def _padded(tf: Any, replicas: int, x: Any, y: Any, weights: Any = None) -> Any:
     return tf.nest.map_structure(grow, x), tf.nest.map_structure(grow, y), grow(w)
 
 
+def check_recipe(recipe: Recipe, dist: Distribution) -> None:
+    """Refuse what several workers cannot agree on: ``precision.policy: auto`` picks the
+    fastest policy by timing it, and timings differ from worker to worker."""
+    if dist.workers > 1 and recipe.precision.policy == "auto":
+        raise RecipeError(
+            f"precision.policy: 'auto' times the candidates on each worker, and {dist.workers} "
+            "workers could choose different policies; set one (float32, mixed_bfloat16, "
+            "mixed_float16) for a multi-worker run, e.g. the one `tenfold train` chose on one worker.")
+
+
 def _int_array(row: list[int]) -> Any:
     import numpy as np
 

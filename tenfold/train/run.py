@@ -108,6 +108,7 @@ def _run(recipe: Recipe, dist: distribute.Distribution, run_dir: Path, force: bo
         def log(line: str) -> None:
             chief_log(f"[worker {dist.worker}] {line}")
 
+    distribute.check_recipe(recipe, dist)
     action = rundir.check(out, recipe, force=force)  # refuse before building, write nothing
     scaled = distribute.scaled_recipe(recipe, dist.replicas)
     if action == "resume":  # every worker resumes from the same epoch (a collective)

@@ -188,6 +188,10 @@ def test_linear_scaling_and_notes():
     assert dist.common_epoch([2, 3]) == 3 and dist.common_epoch([]) == 0
     assert dist.out(Path("/x/run")) == Path("/x/run")
     assert distribute.Distribution(worker=1, workers=2).out(Path("/x/run")) == Path("/x/run.worker-1")
+    two = distribute.Distribution("multi_worker", None, 2, 2, 0)
+    with pytest.raises(RecipeError, match="precision.policy: 'auto'"):
+        distribute.check_recipe(load_recipe("tiny", ["precision.policy=auto"]), two)
+    distribute.check_recipe(load_recipe("tiny", ["precision.policy=auto"]), dist)  # one worker: fine
 
 
 # ---------------------------------------------------------------------------- subprocesses
