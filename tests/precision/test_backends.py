@@ -213,3 +213,26 @@ def test_probe_arguments_are_checked():
         configure("auto", "model")
     report = configure("auto")
     assert "not measured" in report.reason and report.probe == []
+
+
+def test_probe_on_this_backend_chooses_float32_when_the_others_are_slower():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, activation="relu"), keras.layers.Dense(3)])
+    rng = np.random.default_rng(0)
+    sample = rng.normal(size=(16, 6)).astype("float32"), rng.integers(0, 3, 16)
+    before = [w.copy() for w in model.get_weights()]
+
+    def timer(name, step):
+        step()
+        return 1.0 if name.startswith("float32") else 4.0
+
+    jit = False if BACKEND == "tensorflow" else "auto"  # TF's XLA candidates: tests/precision/test_probe.py
+    report = configure("auto", model, sample, probe_steps=2, jit_compile=jit, timer=timer)
+    measured = [row["name"] for row in report.probe if row["median_s"] is not None]
+    expected = {"jax": ["float32+xla", "mixed_bfloat16+xla"]}.get(BACKEND, ["float32", "mixed_bfloat16"])
+    assert measured == expected
+    assert report.policy == "float32" and keras.config.dtype_policy().name == "float32"
+    assert report.xla is (BACKEND == "jax")
+    assert report.probe[1]["ratio"] == pytest.approx(0.25) and report.probe[1]["accepted"]
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
