@@ -10,9 +10,11 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# peak-memory tests read TensorFlow's CPU allocator statistics, which it keeps without oneDNN
-# (off by default on CPUs without AVX-512) only with this set (tenfold.remat.memory)
-os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
+# The same TensorFlow CPU kernels on every machine: TensorFlow turns oneDNN on by default only
+# on CPUs with AVX-512, and without it (measured on an AMD EPYC with AVX2) Conv2D refuses
+# channels_first, the CPU allocator keeps no statistics (remat.peak_memory) and the
+# `grappler` oneDNN bfloat16 rewrite does nothing. The suite runs with it on everywhere.
+os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
 
 import keras  # noqa: E402
 import pytest  # noqa: E402
