@@ -174,7 +174,7 @@ class Trainer:
         value = None
         for _ in range(steps):
             self.state, value = self.compiled(self.state, self.x, self.y)
-        value.block_until_ready()
+        _jax().block_until_ready((self.state, value))
         return time.perf_counter() - start
 
     def loss(self) -> float:
