@@ -16,6 +16,14 @@ import keras
 from tenfold import _validate as v
 from tenfold.callbacks.lr_finder import LRFinder, LRFinderResult
 
+MAX_COUNT = 10**9  # batch sizes and steps beyond this overflow Keras' counters or never end
+
+
+def _at_most(name: str, value: int) -> int:
+    if value > MAX_COUNT:
+        raise ValueError(f"{name} must be at most {MAX_COUNT:,}, received {value}.")
+    return value
+
 
 def _is_dataset(data: Any) -> bool:
     return hasattr(data, "element_spec") and hasattr(data, "repeat")
@@ -93,7 +101,8 @@ def lr_find(
     v.instance("model", model, keras.Model, "a compiled keras.Model")
     if getattr(model, "optimizer", None) is None or not getattr(model, "compiled", False):
         raise ValueError("lr_find needs a compiled model: call model.compile(optimizer, loss) first.")
-    batch_size = v.integer("batch_size", batch_size, low=1, high=2**31 - 1)
+    batch_size = _at_most("batch_size", v.integer("batch_size", batch_size, low=1))
+    _at_most("num_steps", v.integer("num_steps", num_steps, low=2))  # fit loops over them
     if not (isinstance(verbose, str) and verbose == "auto"):  # Keras fit's values
         verbose = v.integer("verbose", verbose, low=0, high=2)
     finder = LRFinder(

@@ -256,7 +256,7 @@ class LRFinder(keras.callbacks.Callback):
         self.min_learning_rate = _validate.positive("min_learning_rate", min_learning_rate)
         self.max_learning_rate = _validate.positive("max_learning_rate", max_learning_rate)
         _validate.ordered("min_learning_rate", self.min_learning_rate, "max_learning_rate", self.max_learning_rate)
-        self.num_steps = _validate.integer("num_steps", num_steps, low=2, high=2**31 - 1)
+        self.num_steps = _validate.integer("num_steps", num_steps, low=2)
         self.mode = _validate.choice("mode", mode, SWEEP_MODES)
         self.smoothing = _validate.fraction("smoothing", smoothing, open_high=True)
         self.divergence_threshold = _validate.number("divergence_threshold", divergence_threshold, low=1, low_open=True)

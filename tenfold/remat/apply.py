@@ -445,7 +445,10 @@ def _group_outputs(graph: _Graph, live: _Liveness, start: int, end: int) -> list
 def _batch(model_inputs: Sequence[Any], batch_size: Any) -> int | None:
     """``batch_size`` checked, else the model's fixed batch dimension, else None."""
     if batch_size is not None:
-        return check.integer("batch_size", batch_size, low=1, high=2**31 - 1)
+        batch = check.integer("batch_size", batch_size, low=1)
+        if batch > 10**9:
+            raise ValueError(f"batch_size must be at most 1,000,000,000, received {batch}.")
+        return batch
     dims = {t.shape[0] for t in model_inputs if len(t.shape)}
     if len(dims) == 1 and None not in dims:
         return int(dims.pop())

@@ -477,7 +477,8 @@ def check(original: keras.Model, deployed: keras.Model, x: Any, *, batch_size: i
     for name, model in (("original", original), ("deployed", deployed)):
         _validate.instance(name, model, keras.Model, "a keras.Model")
     _check_inputs(x)
-    _validate.integer("batch_size", batch_size, low=1, high=2**31 - 1)
+    if _validate.integer("batch_size", batch_size, low=1) > 10**9:
+        raise ValueError(f"batch_size must be at most 1,000,000,000, received {batch_size}.")
     reference = float32_copy(original)
     ya = keras.tree.flatten(reference.predict(x, batch_size=batch_size, verbose=0))
     yb = keras.tree.flatten(deployed.predict(x, batch_size=batch_size, verbose=0))
