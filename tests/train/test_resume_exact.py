@@ -114,3 +114,36 @@ def test_epoch_k_of_the_training_data_does_not_depend_on_where_the_run_started()
     # the augmentation moved the images but kept them in range
     plain = np.concatenate([x for x, _ in whole[:steps]])
     assert 0 <= plain.min() and plain.max() <= run_data.splits.x_train.max() + 1e-6
+
+
+@pytest.fixture
+def folder(tmp_path):
+    """Digits of classes 0-2 as 8x8 PNG files in one sub-folder per class, and a corrupt file."""
+    from PIL import Image
+
+    import tenfold
+
+    digits = tenfold.data.load("digits", seed=0)
+    x = np.concatenate([digits.x_train, digits.x_val, digits.x_test])
+    y = np.concatenate([digits.y_train, digits.y_val, digits.y_test])
+    root = tmp_path / "images"
+    for c in range(3):
+        (root / f"class_{c}").mkdir(parents=True)
+        for i, image in enumerate(x[y == c][:30]):
+            Image.fromarray((image[..., 0] * 255).astype("uint8"), "L").save(root / f"class_{c}" / f"{i}.png")
+    (root / "class_1" / "broken.png").write_bytes(b"not an image at all")
+    return root
+
+
+@pytest.mark.slow
+def test_a_streamed_folder_resumes_to_the_uninterrupted_result(folder, tmp_path):
+    """Random-resized crops, flips, class-balanced re-sampling and a skipped file, streamed."""
+    recipe = load_recipe("tiny", [
+        f"data.name={folder}", "data.image_size=12", "data.batch_size=16", "train.verbose=0",
+        "train.epochs=4", "data.augment.random_translation=0.1", "data.sampler=class_balanced",
+        "data.echo.factor=1.5", "data.echo.placement=before_augmentation", "model.hidden=[16]"])
+    reference = run(recipe, tmp_path / "reference", log=lambda s: None)
+    resumed, _ = _interrupted_then_resumed(recipe, tmp_path / "resumed", 2)
+    for a, b in zip(_weights(tmp_path / "reference"), _weights(tmp_path / "resumed"), strict=True):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+    _close(resumed["test"], reference["test"])
