@@ -587,7 +587,17 @@ def _measure(
         verdict = f"measured: {best['name']} trains at {best['ratio']:.2f}× float32"
     reason = f"{verdict} ({others}; {how}) on {device.describe()}"
     if len(xla_options) == 2:
-        xla_reason = f"measured: {'faster' if best['xla'] else 'slower'} with XLA on this machine"
+        twin = next((r for r in rows if r["policy"] == best["policy"] and r["xla"] != best["xla"]
+                     and r["median_s"] is not None), None)
+        if twin is None:
+            xla_reason = "off with the Grappler rewrite (it does not run inside XLA)"
+        elif best["xla"]:
+            xla_reason = f"measured: {best['name']} {best['ratio']:.2f}× against {twin['name']} {twin['ratio']:.2f}×"
+        elif twin["median_s"] is not None and twin["median_s"] < best["median_s"]:
+            xla_reason = (f"measured: {twin['name']} ({twin['ratio']:.2f}×) was not more than "
+                          f"{SPEED_MARGIN:.0%} faster, XLA left off")
+        else:
+            xla_reason = f"measured: slower with XLA ({twin['name']} {twin['ratio']:.2f}×)"
     else:
         _, xla_reason = resolve_jit_compile(
             jit_compile, backend=backend, device=device, policy=best["policy"],

@@ -2,6 +2,7 @@
 the fastest within the loss tolerance; the timer is a test double, never a sleep."""
 
 import json
+import sys
 
 import keras
 import numpy as np
@@ -154,3 +155,22 @@ def test_trainer_auto_probes_the_recipe_model_and_records_the_probe(tmp_path):
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())["run"]["precision"]
     assert saved["probe"][0]["name"] == "float32"
     assert "measured: " in (tmp_path / "run" / "report.md").read_text()
+
+
+def test_the_grappler_candidate_on_an_avx512_cpu_double(monkeypatch):
+    configure_module = sys.modules["tenfold.precision.configure"]
+    monkeypatch.setattr(configure_module, "detect_device",
+                        lambda: configure_module.Device("cpu", "double", None, ["avx512f"]))
+    model, batch = _model_and_batch()
+    report = configure("auto", model, batch, probe_steps=2,
+                       timer=_fixed({"grappler": 0.5}, []))
+    assert "grappler" in [row["name"] for row in report.probe if row["median_s"] is not None]
+    assert report.policy == "grappler" and report.xla is False
+    assert "does not run inside XLA" in report.xla_reason
+    options = tf.config.optimizer.get_experimental_options()
+    assert options.get("auto_mixed_precision_onednn_bfloat16") is True
+    # probing again with the rewrite made slow switches it off again
+    report = configure("auto", model, batch, probe_steps=2, jit_compile=False,
+                       timer=_fixed({"float32": 0.5}, []))
+    assert report.policy == "float32"
+    assert not tf.config.optimizer.get_experimental_options().get("auto_mixed_precision_onednn_bfloat16")
