@@ -464,12 +464,20 @@ def configure(
     probe_steps = v.integer("probe_steps", probe_steps, low=1)
     if model is not None:
         v.instance("model", model, keras.Model, "a keras.Model or None")
+    if timer is not None and not callable(timer):
+        raise TypeError(f"timer must be None or a callable (name, step) -> seconds, received {_short(timer)}.")
     measure = policy == "auto" and model is not None
     if measure and (not isinstance(sample, (tuple, list)) or len(sample) != 2):
         raise ValueError(
             "configure('auto', model=...) times training steps and needs sample=(x, y), one "
             f"training batch; received sample={_short(sample)}. Pass a batch, or call "
             "configure('auto') without a model for the rule, or name the policy."
+        )
+    if sample is not None and not measure:
+        raise ValueError(
+            f"sample is only used by configure('auto', model, sample) to time the candidates; "
+            f"received sample={_short(sample)} with policy={policy!r} and "
+            f"{'no model' if model is None else 'a model'}. Drop it, or pass policy 'auto' and a model."
         )
     if policy == "grappler":
         _grappler_needs_tensorflow()

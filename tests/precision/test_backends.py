@@ -211,6 +211,10 @@ def test_probe_arguments_are_checked():
         configure("auto", model, (np.ones((2, 3)), np.ones((2, 1))), probe_steps=0)
     with pytest.raises(TypeError, match="model must be a keras.Model or None"):
         configure("auto", "model")
+    with pytest.raises(ValueError, match="sample is only used by configure.*policy='float32' and no model"):
+        configure("float32", sample=(np.ones((2, 3)), np.ones((2, 1))))
+    with pytest.raises(TypeError, match="timer must be None or a callable"):
+        configure("float32", timer=3)
     report = configure("auto")
     assert "not measured" in report.reason and report.probe == []
 
