@@ -614,5 +614,5 @@ def _measure(
 
 
 def _short(value: Any) -> str:
-    text = repr(value)
+    text = " ".join(repr(value).split())
     return text if len(text) <= 60 else f"{type(value).__name__} {text[:50]}..."
