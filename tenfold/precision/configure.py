@@ -268,8 +268,22 @@ def resolve_jit_compile(
     return True, f"Keras turns jit_compile='auto' on with TensorFlow on {where}"
 
 
+def onednn_enabled() -> bool:
+    """Whether TensorFlow runs its oneDNN kernels (on by default with AVX-512; elsewhere only
+    with ``TF_ENABLE_ONEDNN_OPTS=1``): without them the oneDNN bfloat16 rewrite changes
+    nothing (measured on an AVX2-only AMD EPYC)."""
+    if keras.backend.backend() != "tensorflow":
+        return False
+    try:
+        from tensorflow.python.util import _pywrap_util_port
+
+        return bool(_pywrap_util_port.IsMklEnabled())
+    except (ImportError, AttributeError):  # pragma: no cover - another TensorFlow build
+        return False
+
+
 def candidates(
-    device: Device, backend: str, xla: tuple[bool, ...]
+    device: Device, backend: str, xla: tuple[bool, ...], *, onednn: bool | None = None
 ) -> tuple[list[Candidate], list[tuple[Candidate, str]]]:
     """The settings the probe times on ``device`` under ``backend`` (float32 first, the
     reference), and those it skips with the reason.
@@ -278,9 +292,11 @@ def candidates(
       GPUs of compute capability ≥ 8.0;
     * ``mixed_float16`` (loss-scaled): GPUs of compute capability ≥ 7.0; never on a CPU,
       where float16 is emulated;
-    * ``grappler`` (TensorFlow only): the oneDNN bfloat16 rewrite on CPUs with AVX-512
-      (on an AVX2-only CPU it left every op in float32, measured); not on GPUs, where the
-      rewrite is float16 without loss scaling;
+    * ``grappler`` (TensorFlow only): the oneDNN bfloat16 rewrite on CPUs where TensorFlow
+      runs oneDNN (``onednn``; None: :func:`onednn_enabled`) — without oneDNN it left every
+      op in float32 (measured on an AVX2-only CPU; with ``TF_ENABLE_ONEDNN_OPTS=1`` it casts
+      there too, to Eigen's emulated bfloat16); not on GPUs, where the rewrite is float16
+      without loss scaling;
     * each with every value of ``xla`` (the grappler rewrite only without XLA).
 
     Example:
@@ -305,11 +321,12 @@ def candidates(
         policies.append("mixed_bfloat16")
         skipped.append(("mixed_float16", "float16 on a CPU is emulated"))
         if backend == "tensorflow":
-            if {"avx512f", "avx512_bf16", "amx_bf16"} & set(device.flags):
+            if onednn_enabled() if onednn is None else onednn:
                 policies.append("grappler")
             else:
-                skipped.append(("grappler", "TensorFlow's oneDNN bfloat16 rewrite leaves an AVX2-only CPU's "
-                                            "ops in float32"))
+                skipped.append(("grappler", "TensorFlow runs without oneDNN here (no AVX-512; "
+                                            "TF_ENABLE_ONEDNN_OPTS=1 turns it on), and without it "
+                                            "the oneDNN bfloat16 rewrite changes nothing"))
     run, skip = [], []
     for name in policies:
         for compiled in xla:

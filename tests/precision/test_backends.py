@@ -18,6 +18,7 @@ from tenfold.precision import (
     resolve_jit_compile,
     train_step,
 )
+from tenfold.precision.configure import onednn_enabled
 from tenfold.testing import to_numpy
 
 pytestmark = pytest.mark.all_backends
@@ -113,7 +114,8 @@ def test_configure_resolves_jit_compile_as_keras_does_on_this_backend():
     ],
 )
 def test_candidates_per_backend_and_device(device, backend, xla, names, skipped):
-    run, skip = candidates(device, backend, xla)
+    onednn = "avx512f" in device.flags  # TensorFlow's default: oneDNN on with AVX-512
+    run, skip = candidates(device, backend, xla, onednn=onednn)
     assert [c.name for c in run] == names
     assert run[0].policy == "float32"  # the reference comes first
     assert {c.name for c, _ in skip} == skipped
@@ -234,6 +236,8 @@ def test_probe_on_this_backend_chooses_float32_when_the_others_are_slower():
     report = configure("auto", model, sample, probe_steps=2, jit_compile=jit, timer=timer)
     measured = [row["name"] for row in report.probe if row["median_s"] is not None]
     expected = {"jax": ["float32+xla", "mixed_bfloat16+xla"]}.get(BACKEND, ["float32", "mixed_bfloat16"])
+    if BACKEND == "tensorflow" and onednn_enabled():
+        expected.append("grappler")
     assert measured == expected
     assert report.policy == "float32" and keras.config.dtype_policy().name == "float32"
     assert report.xla is (BACKEND == "jax")

@@ -10,9 +10,11 @@ import pytest
 import tensorflow as tf
 
 from tenfold.precision import configure, probe
+from tenfold.precision.configure import onednn_enabled
 from tenfold.train.recipe import load_recipe
 from tenfold.train.run import run
 
+GRAPPLER = ["grappler"] if onednn_enabled() else []  # a candidate where TensorFlow runs oneDNN
 REWRITES = ("auto_mixed_precision", "auto_mixed_precision_onednn_bfloat16", "auto_mixed_precision_mkl")
 
 
@@ -78,7 +80,7 @@ def test_a_faster_candidate_is_chosen_and_left_in_force():
     model, batch = _model_and_batch()
     report = configure("auto", model, batch, probe_steps=2, jit_compile=False,
                        timer=_fixed({"mixed_bfloat16": 0.5}, []))
-    assert [row["name"] for row in report.probe if row["median_s"] is not None] == ["float32", "mixed_bfloat16"]
+    assert [row["name"] for row in report.probe if row["median_s"] is not None] == ["float32", "mixed_bfloat16", *GRAPPLER]
     assert report.policy == "mixed_bfloat16" and report.keras_policy == "mixed_bfloat16"
     assert keras.config.dtype_policy().name == "mixed_bfloat16"
     assert "mixed_bfloat16 trains at 2.00× float32" in report.reason
@@ -148,7 +150,7 @@ def test_trainer_auto_probes_the_recipe_model_and_records_the_probe(tmp_path):
     metrics = run(recipe, tmp_path / "run", force=True, log=lambda s: None)
     facts = metrics["run"]["precision"]
     names = [row["name"] for row in facts["probe"] if row["median_s"] is not None]
-    assert names == ["float32", "mixed_bfloat16"]
+    assert names == ["float32", "mixed_bfloat16", *GRAPPLER]
     assert facts["reason"].startswith("measured: ")
     assert facts["policy"] in names
     assert keras.config.dtype_policy().name == facts["keras_policy"]
