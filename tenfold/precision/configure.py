@@ -560,6 +560,10 @@ def configure(
     keras_policy, option = _set_state(chosen, device)
     if chosen == "grappler":
         reason += f"; Grappler rewrite {option!r} on the {device.kind.upper()}"
+        if device.kind == "cpu" and not onednn_enabled():
+            reason += (" — but TensorFlow runs without oneDNN here (its default on CPUs without "
+                       "AVX-512), and then the rewrite leaves every op in float32: set "
+                       "TF_ENABLE_ONEDNN_OPTS=1 before TensorFlow starts")
     report = PrecisionReport(
         requested=policy, policy=chosen, reason=reason, keras_policy=keras_policy,
         grappler_option=option, device=device.describe(), jit_compile=xla, xla=xla,

@@ -1,6 +1,8 @@
 """tenfold.precision.configure: the policy chosen on this machine, the rules of "auto",
 XLA resolution, the conflict errors, the float32 head."""
 
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -145,3 +147,16 @@ def test_float32_head_under_mixed_precision():
     assert "classifier" in report.summary()
     configure("float32")
     assert float32_layers(tenfold.models.mlp((4,), 3)) == []
+
+
+def test_grappler_without_onednn_says_the_rewrite_does_nothing(monkeypatch):
+    module = sys.modules["tenfold.precision.configure"]
+    monkeypatch.setattr(module, "onednn_enabled", lambda: False)
+    monkeypatch.setattr(module, "detect_device", lambda: Device("cpu", "AVX2 only", None, ["avx2"]))
+    try:
+        report = configure("grappler")
+        assert "TF_ENABLE_ONEDNN_OPTS=1" in report.reason and "float32" in report.reason
+        monkeypatch.setattr(module, "onednn_enabled", lambda: True)
+        assert "TF_ENABLE_ONEDNN_OPTS" not in configure("grappler").reason
+    finally:
+        configure("float32")
