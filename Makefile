@@ -25,7 +25,7 @@ run: $(STAMP)
 
 # the whole suite under TensorFlow, then the backend-neutral tests under JAX and PyTorch
 test: $(STAMP)
-	$(PY) -m pytest -n 2 --dist load -q
+	$(PY) -m pytest -n 2 --dist load -q --durations=15
 	KERAS_BACKEND=jax JAX_PLATFORMS=cpu $(PY) -m pytest -n 2 --dist load -q -m "all_backends and not slow"
 	KERAS_BACKEND=torch $(PY) -m pytest -n 2 --dist load -q -m "all_backends and not slow"
 

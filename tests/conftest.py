@@ -48,10 +48,28 @@ def pytest_collection_modifyitems(config, items):
         items[:] = kept
 
 
+def _grappler_off():
+    """Turn off a Grappler mixed-precision rewrite a test left on: with oneDNN on it really
+    casts every later graph in the worker process to bfloat16."""
+    if BACKEND != "tensorflow":
+        return
+    import tensorflow as tf
+
+    from tenfold.precision.configure import GRAPPLER_OPTIONS
+
+    options = tf.config.optimizer.get_experimental_options()
+    if any(options.get(name) for name in GRAPPLER_OPTIONS):
+        from tenfold.precision import configure
+
+        configure("float32", jit_compile=False)  # also forgets what configure() set
+
+
 @pytest.fixture(autouse=True)
 def _fresh_keras_state():
-    """Each test starts with float32 and a clean Keras session."""
+    """Each test starts with float32, no Grappler rewrite and a clean Keras session."""
     keras.config.set_dtype_policy("float32")
+    _grappler_off()
     yield
     keras.config.set_dtype_policy("float32")
+    _grappler_off()
     keras.backend.clear_session()
