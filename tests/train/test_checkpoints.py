@@ -1,16 +1,14 @@
 """Checkpoints that survive any interruption, and runs that resume by stage (issue 13)."""
 
-import dataclasses
 import json
 
 import keras
 import numpy as np
 import pytest
+from interrupt import interrupted_run
 
-from tenfold.train import checkpoints, rundir
+from tenfold.train import checkpoints
 from tenfold.train import run as run_module
-from tenfold.train.build import build
-from tenfold.train.fit import fit
 from tenfold.train.recipe import load_recipe
 from tenfold.train.run import run
 
@@ -64,31 +62,10 @@ def test_truncated_latest_falls_back_then_restarts_with_one_warning(tmp_path):
     assert checkpoints.latest(tmp_path, "name: other\n", warnings.append) is None
 
 
-class _StopAfter(keras.callbacks.Callback):
-    """Interrupts training after ``epochs`` epochs (after their checkpoint is written)."""
-
-    def __init__(self, epochs):
-        super().__init__()
-        self.epochs = epochs
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch + 1 == self.epochs:
-            raise KeyboardInterrupt
-
-
-def _interrupted_run(out, recipe, epochs_done):
-    built = build(recipe, out, log=lambda s: None)
-    with rundir.claim(out, recipe, force=False):
-        rundir.write_environment(out, action="fresh")
-        with pytest.raises(KeyboardInterrupt):
-            fit(dataclasses.replace(built, callbacks=(_StopAfter(epochs_done),)), resume=None,
-                log=lambda s: None)
-
-
 def test_a_hand_truncated_checkpoint_resumes_from_the_previous_epoch(tmp_path):
     recipe = load_recipe("tiny", [*TINY, "train.epochs=4"])
     out = tmp_path / "run"
-    _interrupted_run(out, recipe, 3)
+    interrupted_run(out, recipe, 3)
     latest = out / "checkpoints" / "epoch-3.weights.h5"
     latest.write_bytes(latest.read_bytes()[:200])
     lines = []

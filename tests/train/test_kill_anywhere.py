@@ -18,6 +18,7 @@ import sys
 import time
 
 import pytest
+from interrupt import assert_close
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "tensorflow"}
 KILLS = int(os.environ.get("TENFOLD_KILLS", "20"))
@@ -29,22 +30,6 @@ def _command(out):
     return [sys.executable, "-m", "tenfold", "train", "tiny", "--out", str(out), "--force",
             "--set", f"train.epochs={EPOCHS}", "--set", "train.verbose=0",
             "--set", "model.hidden=[64,64]"]
-
-
-def _close(a, b):
-    """Nested metrics equal to float round-off."""
-    if isinstance(a, dict):
-        assert sorted(a) == sorted(b)
-        for k in a:
-            _close(a[k], b[k])
-    elif isinstance(a, list):
-        assert len(a) == len(b)
-        for x, y in zip(a, b):
-            _close(x, y)
-    elif isinstance(a, float):
-        assert a == pytest.approx(b, abs=1e-6)
-    else:
-        assert a == b
 
 
 def _complete(out):
@@ -70,8 +55,8 @@ def _same_result(out, reference, expected):
     (to float round-off)."""
     metrics = _complete(out)
     assert metrics["run"]["class_counts"] == expected["run"]["class_counts"]
-    _close(metrics["test"], expected["test"])
-    _close(_history(out), _history(reference))
+    assert_close(metrics["test"], expected["test"])
+    assert_close(_history(out), _history(reference))
 
 
 @pytest.mark.slow

@@ -2,62 +2,27 @@
 metrics (issue 13): the data of epoch k are a function of (seed, k), and the checkpoint holds
 the optimizer and the random-number state (Dropout's SeedGenerator) besides the weights."""
 
-import dataclasses
 import json
 
 import keras
 import numpy as np
 import pytest
+from interrupt import assert_close, interrupted_run
 
-from tenfold.train import checkpoints, data, rundir
-from tenfold.train.build import build
-from tenfold.train.fit import fit
+from tenfold.train import checkpoints, data
 from tenfold.train.recipe import load_recipe
 from tenfold.train.run import run
 
 QUIET = ["train.verbose=0", "train.epochs=4", "data.batch_size=128"]
 
 
-class _StopAfter(keras.callbacks.Callback):
-    """A KeyboardInterrupt after ``epochs`` epochs (their checkpoint is written by then)."""
-
-    def __init__(self, epochs):
-        super().__init__()
-        self.epochs = epochs
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch + 1 == self.epochs:
-            raise KeyboardInterrupt
-
-
 def _interrupted_then_resumed(recipe, out, epochs_done):
-    built = build(recipe, out, log=lambda s: None)
-    with rundir.claim(out, recipe, force=False):
-        rundir.write_environment(out, action="fresh")
-        with pytest.raises(KeyboardInterrupt):
-            fit(dataclasses.replace(built, callbacks=(_StopAfter(epochs_done),)), resume=None,
-                log=lambda s: None)
+    interrupted_run(out, recipe, epochs_done)
     manifest = json.loads((out / "checkpoints" / checkpoints.MANIFEST).read_text())
     lines = []
     metrics = run(recipe, out, log=lines.append)
     assert f"resuming from epoch {epochs_done} of 4" in "\n".join(lines)
     return metrics, manifest
-
-
-def _close(a, b):
-    """Nested metrics equal to float round-off."""
-    if isinstance(a, dict):
-        assert sorted(a) == sorted(b)
-        for k in a:
-            _close(a[k], b[k])
-    elif isinstance(a, list):
-        assert len(a) == len(b)
-        for x, y in zip(a, b):
-            _close(x, y)
-    elif isinstance(a, float):
-        assert a == pytest.approx(b, abs=1e-6)
-    else:
-        assert a == b
 
 
 def _weights(out):
@@ -86,7 +51,7 @@ def test_interrupted_after_epoch_2_and_resumed_equals_the_uninterrupted_run(tmp_
     for a, b in zip(_weights(tmp_path / "reference"), _weights(tmp_path / "resumed"), strict=True):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
     assert resumed["test"]["plain"]["accuracy"] == reference["test"]["plain"]["accuracy"]
-    _close(resumed["test"], reference["test"])
+    assert_close(resumed["test"], reference["test"])
     ref_rows, rows = _history(tmp_path / "reference"), _history(tmp_path / "resumed")
     for r, s in zip(ref_rows, rows, strict=True):  # epochs 3 and 4 were trained after the resume
         assert s == pytest.approx(r, abs=1e-6)
@@ -146,4 +111,4 @@ def test_a_streamed_folder_resumes_to_the_uninterrupted_result(folder, tmp_path)
     resumed, _ = _interrupted_then_resumed(recipe, tmp_path / "resumed", 2)
     for a, b in zip(_weights(tmp_path / "reference"), _weights(tmp_path / "resumed"), strict=True):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
-    _close(resumed["test"], reference["test"])
+    assert_close(resumed["test"], reference["test"])
