@@ -10,11 +10,12 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-# The same TensorFlow CPU kernels on every machine: TensorFlow turns oneDNN on by default only
-# on CPUs with AVX-512, and without it (measured on an AMD EPYC with AVX2) Conv2D refuses
-# channels_first, the CPU allocator keeps no statistics (remat.peak_memory) and the
-# `grappler` oneDNN bfloat16 rewrite does nothing. The suite runs with it on everywhere.
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "1")
+# Each machine's default TensorFlow kernels (oneDNN only where TensorFlow turns it on, CPUs
+# with AVX-512): forced on an AVX2-only CPU it computes wrong strided 1x1 convolution
+# gradients (tenfold.precision.kernels; tests/precision/test_kernels.py). Tests that need
+# oneDNN (channels_first Conv2D on a CPU, the Grappler bfloat16 rewrite) start a process with
+# it on. A BFC CPU allocator keeps the statistics remat.peak_memory reads, oneDNN or not.
+os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
 
 import keras  # noqa: E402
 import pytest  # noqa: E402

@@ -13,6 +13,7 @@ from tenfold.precision.configure import (
     float32_layers,
     resolve_jit_compile,
 )
+from tenfold.precision.kernels import KernelCheck, conv_gradients
 from tenfold.precision.loop import train_step
 from tenfold.precision.outputs import float32_outputs, output_layers
 from tenfold.precision.probe import Candidate
@@ -21,10 +22,12 @@ __all__ = [
     "POLICIES",
     "Candidate",
     "Device",
+    "KernelCheck",
     "PrecisionReport",
     "candidates",
     "choose_policy",
     "configure",
+    "conv_gradients",
     "detect_device",
     "float32_layers",
     "float32_outputs",

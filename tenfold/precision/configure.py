@@ -12,6 +12,7 @@ References:
 from __future__ import annotations
 
 import platform
+import warnings
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -21,6 +22,8 @@ from tenfold import _validate as v
 from tenfold._api import export
 from tenfold._tf import tensorflow
 from tenfold.env import cpu_flags
+from tenfold.precision import kernels
+from tenfold.precision.kernels import onednn_enabled
 from tenfold.precision.outputs import float32_outputs, output_layers
 from tenfold.precision.probe import (
     LOSS_ATOL,
@@ -268,20 +271,6 @@ def resolve_jit_compile(
     return True, f"Keras turns jit_compile='auto' on with TensorFlow on {where}"
 
 
-def onednn_enabled() -> bool:
-    """Whether TensorFlow runs its oneDNN kernels (on by default with AVX-512; elsewhere only
-    with ``TF_ENABLE_ONEDNN_OPTS=1``): without them the oneDNN bfloat16 rewrite changes
-    nothing (measured on an AVX2-only AMD EPYC)."""
-    if keras.backend.backend() != "tensorflow":
-        return False
-    try:
-        from tensorflow.python.util import _pywrap_util_port
-
-        return bool(_pywrap_util_port.IsMklEnabled())
-    except (ImportError, AttributeError):  # pragma: no cover - another TensorFlow build
-        return False
-
-
 def candidates(
     device: Device, backend: str, xla: tuple[bool, ...], *, onednn: bool | None = None
 ) -> tuple[list[Candidate], list[tuple[Candidate, str]]]:
@@ -324,9 +313,9 @@ def candidates(
             if onednn_enabled() if onednn is None else onednn:
                 policies.append("grappler")
             else:
-                skipped.append(("grappler", "TensorFlow runs without oneDNN here (no AVX-512; "
-                                            "TF_ENABLE_ONEDNN_OPTS=1 turns it on), and without it "
-                                            "the oneDNN bfloat16 rewrite changes nothing"))
+                skipped.append(("grappler", "TensorFlow runs without oneDNN here (no AVX-512), "
+                                            "and without it the oneDNN bfloat16 rewrite changes "
+                                            "nothing"))
     run, skip = [], []
     for name in policies:
         for compiled in xla:
@@ -413,6 +402,16 @@ def float32_layers(model: keras.Model) -> list[str]:
     return [] if len(names) == len(layers) else names
 
 
+def _warn_if_kernels_wrong() -> None:
+    """A RuntimeWarning when TensorFlow's convolution gradients are wrong on this machine
+    (:func:`tenfold.precision.kernels.conv_gradients`; oneDNN forced on without AVX-512)."""
+    if keras.backend.backend() != "tensorflow":
+        return
+    check = kernels.conv_gradients()
+    if not check.ok:
+        warnings.warn(check.message(), RuntimeWarning, stacklevel=3)
+
+
 @export("tenfold.precision.configure")
 def configure(
     policy: str = "auto",
@@ -496,6 +495,7 @@ def configure(
             f"received sample={_short(sample)} with policy={policy!r} and "
             f"{'no model' if model is None else 'a model'}. Drop it, or pass policy 'auto' and a model."
         )
+    _warn_if_kernels_wrong()
     if policy == "grappler":
         _grappler_needs_tensorflow()
     backend = keras.backend.backend()
@@ -562,8 +562,10 @@ def configure(
         reason += f"; Grappler rewrite {option!r} on the {device.kind.upper()}"
         if device.kind == "cpu" and not onednn_enabled():
             reason += (" — but TensorFlow runs without oneDNN here (its default on CPUs without "
-                       "AVX-512), and then the rewrite leaves every op in float32: set "
-                       "TF_ENABLE_ONEDNN_OPTS=1 before TensorFlow starts")
+                       "AVX-512), and then the rewrite leaves every op in float32. "
+                       "TF_ENABLE_ONEDNN_OPTS=1 would turn oneDNN on, but on an AVX2-only CPU "
+                       "its 1x1 strided convolution gradients were measured wrong (see "
+                       "tenfold.precision.conv_gradients)")
     report = PrecisionReport(
         requested=policy, policy=chosen, reason=reason, keras_policy=keras_policy,
         grappler_option=option, device=device.describe(), jit_compile=xla, xla=xla,

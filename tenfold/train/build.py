@@ -21,8 +21,9 @@ from tenfold import precision
 from tenfold.callbacks.lr_finder import LRFinderResult
 from tenfold.data import Echo
 from tenfold.precision import PrecisionReport
+from tenfold.precision.kernels import conv_gradients
 from tenfold.train import callbacks, checkpoints, data, model, optimization
-from tenfold.train.recipe import Recipe
+from tenfold.train.recipe import Recipe, RecipeError
 
 
 @dataclass(frozen=True)
@@ -89,6 +90,16 @@ def _precision(recipe: Recipe, run_data: data.RunData) -> PrecisionReport:
     return chosen
 
 
+def _refuse_wrong_kernels() -> None:
+    """A RecipeError (exit status 2) before anything is built when TensorFlow computes wrong
+    convolution gradients here (:func:`tenfold.precision.kernels.conv_gradients`)."""
+    if keras.backend.backend() != "tensorflow":
+        return
+    check = conv_gradients()
+    if not check.ok:
+        raise RecipeError(check.message())
+
+
 def build(
     recipe: Recipe, out: Path, log: Callable[[str], None] = print, *, resume: bool = False
 ) -> Run:
@@ -99,6 +110,7 @@ def build(
     recorded (``plots/lr_find.json``). Sets the global seed and dtype policy; an argument the
     library refuses is a RecipeError naming the recipe section.
     """
+    _refuse_wrong_kernels()
     keras.utils.set_random_seed(recipe.seed)
     d, epochs = recipe.data, recipe.train.epochs
     run_data = data.build_data(d, seed=recipe.seed,

@@ -11,7 +11,7 @@ import tensorflow as tf
 import tenfold
 from tenfold.env import cpu_flags
 from tenfold.precision import configure, float32_layers
-from tenfold.precision.configure import Device, choose_policy, onednn_enabled
+from tenfold.precision.configure import Device, choose_policy
 
 
 @pytest.fixture(autouse=True)
@@ -84,23 +84,39 @@ def test_grappler_uses_the_onednn_rewrite_on_a_cpu_and_can_be_switched_off():
     assert not tf.config.optimizer.get_experimental_options().get("auto_mixed_precision_onednn_bfloat16")
 
 
-@pytest.mark.skipif(
-    not onednn_enabled(),
-    reason="without oneDNN (AVX2-only CPU, TF_ENABLE_ONEDNN_OPTS unset) the rewrite leaves matmuls float32",
-)
-def test_grappler_rewrite_casts_matmuls_to_bfloat16():
-    configure("grappler")
-    a = tf.constant(np.random.default_rng(0).normal(size=(64, 64)).astype("float32"))
+# in a process with oneDNN on (TensorFlow's default only with AVX-512): the rewrite casts a
+# matmul to bfloat16; without oneDNN it leaves it float32 (the reason below says so)
+GRAPPLER_MATMUL = r"""
+import json, warnings, numpy as np, tensorflow as tf
+from tenfold.precision import configure
+from tenfold.precision.configure import onednn_enabled
+warnings.simplefilter("ignore", RuntimeWarning)  # the conv-gradient warning, not this test's
+configure("grappler")
+a = tf.constant(np.random.default_rng(0).normal(size=(64, 64)).astype("float32"))
+got = tf.function(lambda a: tf.matmul(a, a))(a).numpy()
+want = a.numpy().astype("float64") @ a.numpy().astype("float64")
+print(json.dumps({"onednn": onednn_enabled(),
+                  "error": float(np.abs(got - want).max() / np.abs(want).max())}))
+"""
 
-    @tf.function
-    def matmul(a):
-        return tf.matmul(a, a)
 
-    got = matmul(a).numpy()
-    want = a.numpy().astype("float64") @ a.numpy().astype("float64")
-    error = np.abs(got - want).max() / np.abs(want).max()
-    # float32 would be ~1e-7; a bfloat16 product (8-bit mantissa inputs) is ~1e-3
-    assert error > 1e-5
+@pytest.mark.parametrize("onednn", ["1", "0"])
+def test_grappler_rewrite_casts_matmuls_to_bfloat16_with_onednn(onednn):
+    import json
+    import os
+    import subprocess
+
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "KERAS_BACKEND": "tensorflow",
+           "TF_ENABLE_ONEDNN_OPTS": onednn}
+    proc = subprocess.run([sys.executable, "-c", GRAPPLER_MATMUL], capture_output=True,
+                          text=True, env=env, timeout=300, check=True)
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["onednn"] is (onednn == "1")  # an explicit setting wins on every CPU
+    if result["onednn"]:
+        # float32 would be ~1e-7; a bfloat16 product (8-bit mantissa inputs) is ~1e-3
+        assert result["error"] > 1e-5
+    else:
+        assert result["error"] < 1e-5  # the rewrite changed nothing
 
 
 def test_grappler_with_xla_is_refused():
@@ -156,6 +172,7 @@ def test_grappler_without_onednn_says_the_rewrite_does_nothing(monkeypatch):
     try:
         report = configure("grappler")
         assert "TF_ENABLE_ONEDNN_OPTS=1" in report.reason and "float32" in report.reason
+        assert "wrong" in report.reason  # it does not send the user to wrong gradients
         monkeypatch.setattr(module, "onednn_enabled", lambda: True)
         assert "TF_ENABLE_ONEDNN_OPTS" not in configure("grappler").reason
     finally:
