@@ -39,8 +39,26 @@ SPLITS_FORMAT = 1
 MAX_PIXELS = 89_478_485
 
 
+class _ImageClasses:
+    """``num_classes`` and ``input_shape`` of a split source with ``class_names``,
+    ``image_size`` and ``channels``."""
+
+    class_names: list[str]
+    image_size: tuple[int, int]
+    channels: int
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    @property
+    def input_shape(self) -> tuple[int, int, int]:
+        """``(height, width, channels)`` of the images the pipelines produce."""
+        return (int(self.image_size[0]), int(self.image_size[1]), int(self.channels))
+
+
 @dataclass(frozen=True)
-class FileSplits:
+class FileSplits(_ImageClasses):
     """Three lists of image files with integer labels, and what made them.
 
     Paths are relative to ``root`` (so ``splits.json`` survives moving the folder);
@@ -62,15 +80,6 @@ class FileSplits:
     seed: int = 0
     imbalance_factor: float | None = None
     bad_files: list[list[str]] = field(default_factory=list)
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    @property
-    def input_shape(self) -> tuple[int, int, int]:
-        """``(height, width, channels)`` of the images the pipelines produce."""
-        return (int(self.image_size[0]), int(self.image_size[1]), int(self.channels))
 
     def class_counts(self, split: str = "train") -> list[int]:
         """Files per class of ``split`` (``"train"``, ``"val"``, ``"test"``), from the listing."""
@@ -494,7 +503,7 @@ def _resumed(splits: FileSplits, source: str, settings: dict[str, Any], where: A
 
 
 @dataclass(frozen=True)
-class TfdsSplits:
+class TfdsSplits(_ImageClasses):
     """A prepared TFDS data set: its splits (TFDS split strings) and class counts.
 
     Splits the data set does not have are cut from ``train`` with TFDS' slicing
@@ -509,14 +518,6 @@ class TfdsSplits:
     counts: dict[str, list[int]]
     image_size: tuple[int, int]
     channels: int
-
-    @property
-    def num_classes(self) -> int:
-        return len(self.class_names)
-
-    @property
-    def input_shape(self) -> tuple[int, int, int]:
-        return (int(self.image_size[0]), int(self.image_size[1]), int(self.channels))
 
     def class_counts(self, split: str = "train") -> list[int]:
         return list(self.counts[v.choice("split", split, ("train", "val", "test"))])
