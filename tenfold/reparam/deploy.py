@@ -25,6 +25,7 @@ from tenfold.layers._branches import BranchBlock
 from tenfold.layers.extended_batch_norm import ExtendedBatchNormalization
 from tenfold.layers.fused_batch_norm import FusedBatchNormalization
 from tenfold.layers.ws_conv import WSConv1D, WSConv2D, WSDense
+from tenfold.reparam.expand import expander_for
 from tenfold.reparam.fusion import (
     branch_padding,
     channel_axis,
@@ -226,6 +227,11 @@ class _Deployer:
                 f"deploy cannot turn layer {em.graph.layer_path(layer)!r} of tenfold type "
                 f"{type(layer).__name__} into plain Keras layers; it knows {LOWERED}."
             )
+        expander = expander_for(layer)
+        if expander is not None:
+            outputs = expander(self, layer, em, args, kwargs)
+            if outputs is not None:
+                return outputs
         policy = self.policy_for(layer)
         return em(
             "", lambda name: copy_layer(layer, dtype=policy, name=name), args, kwargs,
