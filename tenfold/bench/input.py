@@ -188,6 +188,28 @@ def _speed_rows(samples: dict[str, list[float]], r: float) -> list[dict[str, Any
     return rows
 
 
+def _r_row(samples: dict[str, list[float]]) -> dict[str, Any]:
+    """R as a row: the issue sizes the pipeline so that it is the bottleneck (R ≥ 2); below
+    that, echo has little to win and its speed-up goal 0.8·min(e, R) says little."""
+    med = {k: float(np.median(s)) for k, s in samples.items()}
+    return value_row("R: steps/s from batches in memory vs from the pipeline without echo", "pipeline e=1",
+                     med["e=1"], "in memory", med["memory"], unit="steps/s", goal=">= 2",
+                     goal_met=lambda v: v >= 2, lower_is_better=False)
+
+
+def _budget_rows(used: dict[int, tuple[int, int, float]], num_classes: int) -> list[dict[str, Any]]:
+    """Test accuracy at equal wall-clock per echo factor against e = 1. The comparison only
+    means something when e = 1 learned: its accuracy must be at least twice chance."""
+    plain, chance = used[1][2], 1.0 / num_classes
+    learned = plain >= 2 * chance
+    return [value_row(f"test accuracy at equal wall-clock, echo {e} after decode vs no echo "
+                      f"(e=1 {'learned' if learned else 'at chance: not meaningful'})",
+                      "e=1", plain, f"e={e}", used[e][2], unit="accuracy",
+                      goal=f">= e=1 − 1 point, e=1 ≥ {2 * chance:.0%}",
+                      goal_met=lambda v, ok=learned: ok and v * plain >= plain - 0.01, lower_is_better=False)
+            for e in FACTORS[1:]]
+
+
 def _fresh_table(samples: dict[str, list[float]]) -> str:
     lines = ["Fresh examples per second (steps/s × batch ÷ echo factor, medians):", "",
              "| pipeline | steps/s | fresh examples/s |", "|---|---|---|"]
@@ -350,8 +372,9 @@ def run(ctx: BenchContext) -> BenchResult:
     ctx.log(f"input: {len(splits.train_files)} training files, {len(splits.test_files)} test files")
     reader = _throughput(ctx, root, splits)  # first, in a process that has run nothing else yet
     samples, r = _speed(ctx, splits)
-    rows = _speed_rows(samples, r)
+    rows = [_r_row(samples), *_speed_rows(samples, r)]
     used = _equal_budget(ctx, splits, BUDGET[ctx.quick])
+    rows += _budget_rows(used, splits.num_classes)
     memory = {n: _peak_memory(root, n, ctx.seed) for n in MEMORY_FILES[ctx.quick]}
     (a_mib, _), (b_mib, _) = (memory[n] for n in sorted(memory))
     small, large = sorted(memory)
