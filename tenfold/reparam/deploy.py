@@ -376,11 +376,17 @@ def deploy(model: keras.Model, *, dtype: str = "float32") -> keras.Model:
       other tenfold layer → a TypeError naming it;
     * ``keras.ops`` nodes (``x + y``, ``x[:, 0]``), shared layers, nested Functional and
       Sequential models (deployed recursively, as Functional models), several inputs and
-      outputs in any structure; every other layer is copied with its weights.
+      outputs in any structure;
+    * a third-party layer with an expander for its exact class
+      (:data:`tenfold.reparam.expand.EXPANDERS`: KerasHub's ``TransformerEncoder``,
+      ``PositionEmbedding``, ``ReversibleEmbedding``) → the plain Keras layers and
+      ``keras.ops`` nodes computing its inference call, weights copied (a call the expander
+      cannot reproduce exactly is copied instead); every other layer is copied with its weights.
 
     The result has the ``dtype`` policy (float32 by default, even for a model trained under
     ``mixed_bfloat16``), is not compiled, holds no tenfold object and loads with
-    ``import keras`` alone (unless the model has third-party layers, which are copied). The
+    ``import keras`` alone (unless the model has third-party layers without an expander,
+    which are copied). A KerasHub ``BertBackbone`` deploys to Keras layers only. The
     input model is not modified. :func:`check` compares it with the original.
 
     Args:

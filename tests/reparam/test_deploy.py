@@ -484,6 +484,7 @@ def test_keras_hub_bert_backbone_deploys():
     }
     facts = check(model, fused, xs)
     assert facts["max_relative_difference"] <= 1e-5 and facts["bn_total"] == 0
+    assert is_plain_keras(fused) and "keras_hub" not in json.dumps(fused.get_config())
 
 
 def test_keras_hub_resnet_backbone_deploys():
