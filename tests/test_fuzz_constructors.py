@@ -130,6 +130,7 @@ NOT_FUZZED_FUNCTIONS: dict[str, str] = {
     "retrain_classifier": "trains a classifier on every call; tests/longtail/test_posthoc.py",
     "search_tau": "scores a model or logits on data; tests/longtail/test_posthoc.py",
     "peak_memory": "measures a callable on a device; tests/remat/test_peak_memory.py",
+    "conv_gradients": "takes no arguments (a self-check of TensorFlow's kernels); tests/precision/test_kernels.py",
 }
 
 BAD_VALUES: tuple[tuple[str, Any], ...] = (
