@@ -10,6 +10,8 @@ optimizer → compile → callbacks.
 
 from __future__ import annotations
 
+import dataclasses
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,14 +73,40 @@ def precision_note(chosen: PrecisionReport) -> str:
             f"{'on' if chosen.xla else 'off'} ({chosen.xla_reason}){layers}")
 
 
-def _precision(recipe: Recipe, run_data: data.RunData) -> PrecisionReport:
+PRECISION_FILE = "precision.json"
+
+
+def probed_precision(path: Path) -> dict[str, Any] | None:
+    """The choice ``policy: auto`` recorded in ``path`` (:data:`PRECISION_FILE` of a run
+    directory), or None when there is none or it cannot be used (unreadable, not JSON, no
+    measured policy): the run then probes again."""
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if (not isinstance(saved, dict) or saved.get("requested") != "auto"
+            or saved.get("policy") not in precision.POLICIES[1:] or not isinstance(saved.get("jit_compile"), bool)):
+        return None
+    return saved
+
+
+def _precision(recipe: Recipe, run_data: data.RunData, cached: Path | None = None) -> PrecisionReport:
     """``precision.configure`` of the recipe. ``policy: auto`` measures: the model is built
     under float32, probed on one training batch (``precision.probe_steps`` steps per
     candidate, plain SGD and cross-entropy on the logits), and the seed is set again so that
-    the model ``build`` then builds under the chosen policy starts from the same draw."""
+    the model ``build`` then builds under the chosen policy starts from the same draw.
+    ``cached``: the :data:`PRECISION_FILE` of an interrupted run; a resumed run keeps the
+    choice recorded there instead of probing again (the timings could pick another policy,
+    and the checkpoint was trained under this one)."""
     p = recipe.precision
     if p.policy != "auto":
         return precision.configure(p.policy, jit_compile=p.jit_compile)
+    saved = probed_precision(cached) if cached is not None else None
+    if saved is not None:
+        kept = precision.configure(saved["policy"], jit_compile=saved["jit_compile"])
+        return dataclasses.replace(
+            kept, requested="auto", probe=list(saved.get("probe") or []),
+            reason=f"kept from the interrupted run's probe ({PRECISION_FILE}): {saved.get('reason', '')}")
     precision.configure("float32", jit_compile=False)
     probed = model.build_model(recipe.model, run_data.input_shape, run_data.num_classes,
                                max_parameters=recipe.train.max_parameters)
@@ -107,7 +135,8 @@ def build(
 
     ``out``: the run directory. Nothing is written there: a run that cannot be built leaves
     nothing on disk. ``resume``: reuse the LR range test an interrupted run in ``out``
-    recorded (``plots/lr_find.json``). Sets the global seed and dtype policy; an argument the
+    recorded (``plots/lr_find.json``) and the precision ``policy: auto`` chose
+    (:data:`PRECISION_FILE`). Sets the global seed and dtype policy; an argument the
     library refuses is a RecipeError naming the recipe section.
     """
     _refuse_wrong_kernels()
@@ -116,7 +145,7 @@ def build(
     run_data = data.build_data(d, seed=recipe.seed,
                                splits_file=Path(out) / data.SPLITS_FILE if resume else None)
     # the dtype policy must be in force before the model is built
-    chosen = _precision(recipe, run_data)
+    chosen = _precision(recipe, run_data, Path(out) / PRECISION_FILE if resume else None)
     net = model.build_model(recipe.model, run_data.input_shape, run_data.num_classes,
                             max_parameters=recipe.train.max_parameters)
     chosen = chosen.inspect(net)

@@ -28,10 +28,11 @@ from typing import Any
 
 from tenfold.data import write_splits
 from tenfold.train import checkpoints, distribute, report, rundir
-from tenfold.train.build import Run, build
+from tenfold.train.build import PRECISION_FILE, Run, build
 from tenfold.train.data import SPLITS_FILE
 from tenfold.train.deploy import deploy_trained
 from tenfold.train.evaluate import evaluate
+from tenfold.train.files import write_json_atomic
 from tenfold.train.fit import fit
 from tenfold.train.optimization import write_range_test
 from tenfold.train.recipe import Recipe
@@ -123,6 +124,8 @@ def _run(recipe: Recipe, dist: distribute.Distribution, run_dir: Path, force: bo
         rundir.write_environment(out, action=action)
         if built.data.files is not None:  # the streamed folder's file splits: a resume reads them
             write_splits(built.data.files, out / SPLITS_FILE)
+        if recipe.precision.policy == "auto":  # a resume keeps this choice (build.PRECISION_FILE)
+            write_json_atomic(out / PRECISION_FILE, built.precision.to_dict())
         if built.range_test is not None:
             write_range_test(built.range_test, out / "plots", title=f"LR range test: {recipe.name}")
         log(f"tenfold train: recipe {recipe.name!r} → {out}  ({built.data.examples('train')} "

@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from tenfold.precision import configure, probe
 from tenfold.precision.configure import onednn_enabled
+from tenfold.train.build import PRECISION_FILE, build, probed_precision
 from tenfold.train.recipe import load_recipe
 from tenfold.train.run import run
 
@@ -157,6 +158,38 @@ def test_trainer_auto_probes_the_recipe_model_and_records_the_probe(tmp_path):
     saved = json.loads((tmp_path / "run" / "metrics.json").read_text())["run"]["precision"]
     assert saved["probe"][0]["name"] == "float32"
     assert "measured: " in (tmp_path / "run" / "report.md").read_text()
+    recorded = json.loads((tmp_path / "run" / PRECISION_FILE).read_text())
+    assert recorded["policy"] == facts["policy"] and recorded["probe"] == facts["probe"]
+
+
+def test_a_resumed_build_keeps_the_recorded_choice_without_probing(tmp_path, monkeypatch):
+    recipe = load_recipe("tiny", ["train.verbose=0", "precision={policy: auto, jit_compile: false, probe_steps: 2}"])
+    out = tmp_path / "run"
+    out.mkdir()
+    record = {"requested": "auto", "policy": "mixed_bfloat16", "jit_compile": False,
+              "reason": "measured: the double's choice", "probe": [{"name": "mixed_bfloat16", "median_s": 0.1}]}
+    (out / PRECISION_FILE).write_text(json.dumps(record))
+
+    def no_probe(*args, **kwargs):
+        raise AssertionError("probed again")
+
+    monkeypatch.setattr(sys.modules["tenfold.precision.configure"], "probe", no_probe)
+    try:
+        built = build(recipe, out, log=lambda s: None, resume=True)
+        assert built.precision.policy == "mixed_bfloat16" and built.precision.requested == "auto"
+        assert "kept from the interrupted run's probe" in built.precision.reason
+        assert built.precision.probe == record["probe"]
+        assert keras.config.dtype_policy().name == "mixed_bfloat16"
+        # an unusable record (another policy name, not JSON) is probed again, not trusted
+        (out / PRECISION_FILE).write_text(json.dumps({**record, "policy": "float8"}))
+        assert probed_precision(out / PRECISION_FILE) is None
+        (out / PRECISION_FILE).write_text("{truncated")
+        assert probed_precision(out / PRECISION_FILE) is None
+        # a fresh (not resumed) build never reads it
+        with pytest.raises(AssertionError, match="probed again"):
+            build(recipe, tmp_path / "fresh", log=lambda s: None)
+    finally:
+        configure("float32", jit_compile=False)
 
 
 def test_the_grappler_candidate_on_an_avx512_cpu_double(monkeypatch):
