@@ -136,7 +136,9 @@ def _hub(quick: bool, size: int, batch: int, rng: np.random.Generator) -> tuple[
             _Case("KerasHub ResNetBackbone (ResNet18 config)", resnet, images, loss=_squares)], None
 
 
-def _cases(ctx: BenchContext) -> tuple[list[_Case], list[str]]:
+def model_cases(ctx: BenchContext) -> tuple[list[_Case], list[str]]:
+    """The models of this benchmark (also probed by ``tenfold bench auto``) and notes on
+    those left out."""
     size, batch = (32, 8) if ctx.quick else (64, 16)
     rng = np.random.default_rng(ctx.seed)
     cases = _applications(size, batch, rng)
@@ -342,7 +344,7 @@ def _plot(ctx: BenchContext, measured: list[dict[str, Any]]) -> str:
 @benchmark("models", "remat, deploy and ACNet conversion on keras.applications, an MHA encoder and KerasHub backbones")
 def run(ctx: BenchContext) -> BenchResult:
     policies: tuple[Any, ...] = ("sqrt",) if ctx.quick else ("sqrt", 2)
-    cases, notes = _cases(ctx)
+    cases, notes = model_cases(ctx)
     measured = [_measure(case, ctx, policies) for case in cases]
     resnet = next(m for m in measured if m["key"] == "ResNet50")
     ctx.log("  ResNet50: ACNet conversion")

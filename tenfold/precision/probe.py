@@ -132,7 +132,7 @@ def probe(
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         clone.compile(optimizer=optimizer, loss=loss, jit_compile=candidate.xla)
         start = _clock()
-        first = float(np.asarray(clone.train_on_batch(x, y)))  # traces and compiles, untimed
+        first = _loss(clone.train_on_batch(x, y))  # traces and compiles, untimed
         runs.append({"candidate": candidate, "model": clone, "times": [], "first_loss": first,
                      "loss": first, "warmup_s": _clock() - start})
 
@@ -142,7 +142,7 @@ def probe(
             losses: list[float] = []
 
             def step(clone: keras.Model = run["model"], losses: list[float] = losses) -> float:
-                value = float(np.asarray(clone.train_on_batch(x, y)))
+                value = _loss(clone.train_on_batch(x, y))
                 losses.append(value)
                 return value
 
@@ -164,6 +164,13 @@ def probe(
             "accepted": ok, "why": why,
         })
     return results
+
+
+def _loss(result: Any) -> float:
+    """The loss of ``train_on_batch``'s result: a scalar, or the first of ``[loss, *metrics]``
+    for a model compiled with metrics."""
+    values = keras.tree.flatten(result)
+    return float(np.asarray(values[0]))
 
 
 def pick(results: list[dict[str, Any]]) -> dict[str, Any]:

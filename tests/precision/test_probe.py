@@ -212,3 +212,13 @@ def test_the_grappler_candidate_on_an_avx512_cpu_double(monkeypatch):
                        timer=_fixed({"float32": 0.5}, []))
     assert report.policy == "float32"
     assert not tf.config.optimizer.get_experimental_options().get("auto_mixed_precision_onednn_bfloat16")
+
+
+def test_a_model_compiled_with_metrics_is_probed_on_its_loss():
+    model, batch = _model_and_batch()
+    model.compile(optimizer=keras.optimizers.SGD(0.01), metrics=["accuracy"],
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    expected = float(keras.losses.SparseCategoricalCrossentropy(from_logits=True)(batch[1], model(batch[0])))
+    report = configure("auto", model, batch, probe_steps=2, jit_compile=False, timer=_fixed({}, []))
+    assert report.probe[0]["name"] == "float32"
+    np.testing.assert_allclose(report.probe[0]["first_loss"], expected, rtol=1e-5)
