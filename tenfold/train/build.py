@@ -104,9 +104,10 @@ def _precision(recipe: Recipe, run_data: data.RunData, cached: Path | None = Non
     saved = probed_precision(cached) if cached is not None else None
     if saved is not None:
         kept = precision.configure(saved["policy"], jit_compile=saved["jit_compile"])
-        return dataclasses.replace(
+        prefix = f"kept from the interrupted run's probe ({PRECISION_FILE}): "
+        return dataclasses.replace(  # the prefix once, however often the run is resumed
             kept, requested="auto", probe=list(saved.get("probe") or []),
-            reason=f"kept from the interrupted run's probe ({PRECISION_FILE}): {saved.get('reason', '')}")
+            reason=prefix + str(saved.get("reason", "")).removeprefix(prefix))
     precision.configure("float32", jit_compile=False)
     probed = model.build_model(recipe.model, run_data.input_shape, run_data.num_classes,
                                max_parameters=recipe.train.max_parameters)
