@@ -462,7 +462,9 @@ def configure(
             outputs. A compiled model is probed with its loss and a fresh optimizer of its
             optimizer's class; an uncompiled one with SGD and a loss from the labels.
         sample: ``(x, y)``, one training batch; needed with ``"auto"`` and a model.
-        probe_steps: int >= 1. Timed steps per candidate (after one untimed warm-up step).
+        probe_steps: int >= 1. Timed steps per candidate (after one untimed warm-up step);
+            more, up to 25x, when float32's steps add up to less than a second
+            (``tenfold.precision.probe.MIN_TIMED_S``).
         jit_compile: ``"auto"``, ``True`` or ``False``.
         timer: ``timer(candidate_name, step) -> seconds`` of one ``step()``; defaults to
             the wall clock. For tests.

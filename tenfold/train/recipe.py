@@ -405,7 +405,7 @@ class PrecisionConfig(Section):
     )
     jit_compile: bool | Literal["auto"] = Field("auto", description="XLA; auto: as Keras decides")
     probe_steps: int = Field(
-        8, ge=1, le=1000, description="policy auto: timed training steps per candidate (docs/mixed-precision.md)"
+        8, ge=1, le=1000, description="policy auto: timed training steps per candidate, more for a model whose float32 steps add up to under 1 s (docs/mixed-precision.md)"
     )
 
 

@@ -222,3 +222,33 @@ def test_a_model_compiled_with_metrics_is_probed_on_its_loss():
     report = configure("auto", model, batch, probe_steps=2, jit_compile=False, timer=_fixed({}, []))
     assert report.probe[0]["name"] == "float32"
     np.testing.assert_allclose(report.probe[0]["first_loss"], expected, rtol=1e-5)
+
+
+def test_a_model_compiled_with_an_unregistered_loss_function_is_probed_with_it():
+    # the probe rebuilds the model from its config; a local loss function cannot be
+    # deserialized by name, so the clone must not try to (it is compiled with the loss object)
+    model, batch = _model_and_batch()
+
+    def halved(y_true, y_pred):
+        return 0.5 * keras.losses.sparse_categorical_crossentropy(y_true, y_pred, from_logits=True)
+
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss=halved)
+    expected = float(np.mean(keras.ops.convert_to_numpy(halved(batch[1], model(batch[0])))))
+    report = configure("auto", model, batch, probe_steps=2, jit_compile=False, timer=_fixed({}, []))
+    np.testing.assert_allclose(report.probe[0]["first_loss"], expected, rtol=1e-5)
+
+
+def test_a_fast_model_gets_more_rounds_until_float32_has_a_second_of_steps():
+    from tenfold.precision import probe as probe_module
+
+    model, batch = _model_and_batch()
+    order = []
+    # every step "takes" 0.125 s: 3 rounds give 0.375 s, so the probe goes on to 8 rounds
+    report = configure("auto", model, batch, probe_steps=3, jit_compile=False,
+                       timer=_fixed({"float32": 0.125, "mixed_bfloat16": 0.125}, order))
+    assert probe_module.MIN_TIMED_S == 1.0
+    assert [row["steps"] for row in report.probe if row["median_s"] is not None] == [8, 8]
+    # and never more than MAX_ROUNDS_FACTOR x probe_steps
+    report = configure("auto", model, batch, probe_steps=2, jit_compile=False,
+                       timer=_fixed({"float32": 1e-6, "mixed_bfloat16": 1e-6}, []))
+    assert {row["steps"] for row in report.probe if row["median_s"] is not None} == {2 * probe_module.MAX_ROUNDS_FACTOR}
