@@ -42,7 +42,9 @@ def _compiled(case: Any) -> tuple[keras.Model, tuple[Any, Any]]:
     model = case.make()
     loss = case.loss or keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     model.compile(optimizer=keras.optimizers.SGD(0.01), loss=loss)
-    labels = case.labels if case.labels is not None else np.zeros(len(keras.tree.flatten(case.inputs)[0]), "float32")
+    labels = case.labels
+    if labels is None:  # a backbone without a head: targets shaped as its outputs (a dict for BertBackbone)
+        labels = keras.tree.map_structure(lambda t: np.zeros(t.shape, "float32"), model(case.inputs))
     return model, (case.inputs, labels)
 
 

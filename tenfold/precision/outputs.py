@@ -40,7 +40,8 @@ def float32_outputs(model: keras.Model) -> keras.Model:
     Under a ``mixed_bfloat16`` / ``mixed_float16`` policy every layer computes in half
     precision, so a ``keras.applications`` model returns bfloat16 logits and takes its
     softmax in bfloat16. This sets the dtype policy of each output layer (the last
-    ``Dense`` of a classifier, looking inside nested models) to ``"float32"``: the layer
+    ``Dense`` of a classifier, looking inside nested models; a composite layer such as
+    KerasHub's ``TransformerEncoder`` with every layer inside it) to ``"float32"``: the layer
     casts its half-precision inputs up and computes its matmul, activation and output in
     float32, so the loss is computed in float32 (the Keras mixed precision guide's rule).
     Its variables were float32 already; no weight changes.
@@ -80,12 +81,28 @@ def float32_outputs(model: keras.Model) -> keras.Model:
         )
     changed = False
     for layer in output_layers(model):
-        if layer.compute_dtype != "float32" and keras.backend.is_float_dtype(layer.compute_dtype):
-            layer.dtype_policy = "float32"
-            changed = True
+        # a composite output layer (KerasHub's TransformerEncoder, a residual block) computes
+        # in float32 as a whole: with its own policy alone, it would cast its inputs up and
+        # add them to its half-precision sublayers' outputs (a dtype mismatch on TensorFlow)
+        for part in _with_sublayers(layer):
+            if part.compute_dtype != "float32" and keras.backend.is_float_dtype(part.compute_dtype):
+                part.dtype_policy = "float32"
+                changed = True
     if changed:  # the step functions were traced with the half-precision output layer
         model.train_function = model.test_function = model.predict_function = None
     return model
+
+
+def _with_sublayers(layer: keras.layers.Layer) -> list[keras.layers.Layer]:
+    """``layer`` and every layer tracked inside it, depth first."""
+    found, stack = [], [layer]
+    while stack:
+        current = stack.pop()
+        if any(current is f for f in found):
+            continue
+        found.append(current)
+        stack.extend(reversed(getattr(current, "_layers", None) or []))
+    return found
 
 
 def _has_graph(model: keras.Model) -> bool:

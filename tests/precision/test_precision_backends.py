@@ -180,6 +180,31 @@ def test_configure_gives_a_functional_and_a_sequential_model_float32_outputs():
     assert configure("float32", model=plain).float32_layers == []
 
 
+class _Residual(keras.layers.Layer):
+    """A composite layer, as KerasHub's TransformerEncoder: inputs + dense(norm(inputs))."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.norm, self.dense = keras.layers.LayerNormalization(), keras.layers.Dense(4)
+
+    def call(self, x):
+        return x + self.dense(self.norm(x))
+
+
+def test_a_composite_output_layer_computes_in_float32_with_every_layer_inside_it():
+    configure("mixed_bfloat16")
+    inputs = keras.Input((4,))
+    block = _Residual()
+    model = keras.Model(inputs, block(keras.layers.Dense(4)(inputs)))
+    x = np.random.default_rng(0).random((2, 4)).astype("float32")
+    float32_outputs(model)
+    out = model(x)  # TensorFlow: float32 inputs + a bfloat16 sublayer's output would not add
+    assert _dtype(out) == "float32"
+    assert block.norm.compute_dtype == block.dense.compute_dtype == "float32"
+    assert model.layers[1].compute_dtype == "bfloat16"  # the rest unchanged
+    configure("float32")
+
+
 def test_float32_outputs_refuses_a_model_without_a_graph():
     class Sub(keras.Model):
         def __init__(self):
