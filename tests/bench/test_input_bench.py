@@ -27,3 +27,27 @@ def test_budget_rows_need_a_model_that_learned(plain, echoed, met):
     assert all(r["goal_met"] is met for r in rows)
     assert all(np.isclose(r["ratio"], echoed / plain) for r in rows)
     assert ("at chance" in rows[0]["metric"]) is (plain < 0.2)
+
+
+def test_generated_digits_are_lighter_than_their_background():
+    # task 2: a fixed polarity, so that the model can learn the shape within the budget
+    from tenfold.bench.harness import digit_images
+
+    x, _ = digit_images()
+    rng = np.random.default_rng(3)
+    luma = np.array([0.299, 0.587, 0.114])
+    for k in range(6):
+        image = bench._draw(rng, x[k]).astype(float) @ luma
+        # the digit's strokes are the brightest pixels, the corners are background
+        corners = np.concatenate([image[:8, :8].ravel(), image[-8:, -8:].ravel()])
+        assert np.percentile(image, 99) - corners.mean() >= bench.MIN_CONTRAST - 10
+
+
+def test_the_cache_folder_is_written_once_and_names_the_task_version(tmp_path, monkeypatch):
+    monkeypatch.setenv("TENFOLD_CACHE", str(tmp_path))
+    root = bench.generated_folder(12, log=lambda s: None)
+    assert root.name == f"bench-input-{bench.SOURCE}-12-t{bench.TASK}"
+    files = sorted(root.rglob("*.jpg"))
+    assert len(files) == 12 and {f.parent.parent.name for f in files} == {"train", "test"}
+    stamp = files[0].stat().st_mtime_ns
+    assert bench.generated_folder(12, log=lambda s: None) == root and files[0].stat().st_mtime_ns == stamp

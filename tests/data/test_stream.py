@@ -189,3 +189,23 @@ def test_the_pipeline_trains_a_model_on_another_backend(tmp_path, backend):
     record = json.loads(out.stdout.strip().splitlines()[-1])
     # Keras may open an extra iterator to look at the first batch: every file is read at least once
     assert len(record["loss"]) == 2 and np.all(np.isfinite(record["loss"])) and record["fresh"] >= 48
+
+
+def test_echo_after_decode_crops_and_resizes_the_window_exactly():
+    # bilinear sampling of a linear image is exact: pixel (i, j) of the output is the image
+    # at y = oy + i (h - 1)/(out - 1), x = ox + j (w - 1)/(out - 1), corners on corners
+    height, width, out = 40, 50, 8
+    yy, xx = np.meshgrid(np.arange(height, dtype=np.float64), np.arange(width, dtype=np.float64), indexing="ij")
+    image = np.stack([yy, xx, 0.5 * yy + 2.0 * xx], axis=-1)  # values up to 125: exact in float32
+    spec = stream._Spec((out, out), 3, (0.5, 1.0), (0.75, 1.33))
+    window = (5, 7, 29, 36)  # offset y, offset x, height, width
+    got = stream._crop_resized(tf, tf.constant(image, tf.float32), tf.constant(window), spec,
+                               tf.constant([0, 0]))
+    ys = window[0] + np.arange(out) * (window[2] - 1) / (out - 1)
+    xs = window[1] + np.arange(out) * (window[3] - 1) / (out - 1)
+    gy, gx = np.meshgrid(ys, xs, indexing="ij")
+    expected = np.stack([gy, gx, 0.5 * gy + 2.0 * gx], axis=-1) / 255.0
+    flipped = expected[:, ::-1]
+    got = got.numpy()
+    assert got.shape == (out, out, 3) and got.dtype == np.float32
+    assert np.allclose(got, expected, atol=1e-5) or np.allclose(got, flipped, atol=1e-5)
