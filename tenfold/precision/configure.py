@@ -28,6 +28,8 @@ from tenfold.precision.outputs import float32_outputs, output_layers
 from tenfold.precision.probe import (
     LOSS_ATOL,
     LOSS_RTOL,
+    RUNOFF_FACTOR,
+    RUNOFF_MARGIN,
     SPEED_MARGIN,
     Candidate,
     Timer,
@@ -124,15 +126,16 @@ class PrecisionReport:
             lines.append(f"- layers computing in float32: {', '.join(self.float32_layers)}")
         if self.probe:
             lines += ["", "| candidate | median step (s) | speed vs float32 | first-step loss | "
-                      "warm-up (s) | chosen / why |", "|---|---|---|---|---|---|"]
+                      "warm-up (s) | timed steps | chosen / why |", "|---|---|---|---|---|---|---|"]
             chosen = self.policy + ("+xla" if self.xla else "")
             for row in self.probe:
                 if row["median_s"] is None:
-                    lines.append(f"| {row['name']} | – | – | – | – | {row['why']} |")
+                    lines.append(f"| {row['name']} | – | – | – | – | – | {row['why']} |")
                     continue
                 mark = "**chosen**; " if row["name"] == chosen else ""
                 lines.append(f"| {row['name']} | {row['median_s']:.4f} | {row['ratio']:.2f}× | "
-                             f"{row['first_loss']:.4g} | {row['warmup_s']:.1f} | {mark}{row['why']} |")
+                             f"{row['first_loss']:.4g} | {row['warmup_s']:.1f} | {row.get('steps', '–')}"
+                             f"{' (runoff)' if row.get('runoff') else ''} | {mark}{row['why']} |")
         return "\n".join(lines)
 
 
@@ -605,9 +608,15 @@ def _measure(
         raise
     best = pick(rows)
     rows += [{"name": c.name, "policy": c.policy, "xla": c.xla, "median_s": None, "ratio": None,
-              "first_loss": None, "loss": None, "warmup_s": None, "accepted": False, "why": f"not run: {why}"} for c, why in skipped]
-    how = (f"{steps} interleaved steps per candidate, median; first-step loss within "
-           f"{LOSS_RTOL:.0%} + {LOSS_ATOL} of float32's")
+              "first_loss": None, "loss": None, "warmup_s": None, "steps": 0, "runoff": False,
+              "accepted": False, "why": f"not run: {why}"} for c, why in skipped]
+    close = [r for r in rows if r["runoff"]]
+    base = close[0]["steps"] // (1 + RUNOFF_FACTOR) if close else rows[0]["steps"]
+    how = f"{base} interleaved steps per candidate, median"
+    if close:
+        how += (f", {close[0]['steps'] - base} more between "
+                f"{' and '.join(r['name'] for r in close)} (within {RUNOFF_MARGIN:.0%} of each other)")
+    how += f"; first-step loss within {LOSS_RTOL:.0%} + {LOSS_ATOL} of float32's"
     others = ", ".join(f"{r['name']} {r['ratio']:.2f}×" for r in rows
                        if r["median_s"] is not None and r is not best)
     if best is rows[0]:

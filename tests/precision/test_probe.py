@@ -245,10 +245,61 @@ def test_a_fast_model_gets_more_rounds_until_float32_has_a_second_of_steps():
     order = []
     # every step "takes" 0.125 s: 3 rounds give 0.375 s, so the probe goes on to 8 rounds
     report = configure("auto", model, batch, probe_steps=3, jit_compile=False,
-                       timer=_fixed({"float32": 0.125, "mixed_bfloat16": 0.125}, order))
+                       timer=_fixed({"float32": 0.125, "mixed_bfloat16": 0.25, "grappler": 0.25}, order))
     assert probe_module.MIN_TIMED_S == 1.0
     assert [row["steps"] for row in report.probe if row["median_s"] is not None] == [8, 8]
     # and never more than MAX_ROUNDS_FACTOR x probe_steps
     report = configure("auto", model, batch, probe_steps=2, jit_compile=False,
-                       timer=_fixed({"float32": 1e-6, "mixed_bfloat16": 1e-6}, []))
+                       timer=_fixed({"float32": 1e-6, "mixed_bfloat16": 2e-6, "grappler": 2e-6}, []))
     assert {row["steps"] for row in report.probe if row["median_s"] is not None} == {2 * probe_module.MAX_ROUNDS_FACTOR}
+
+
+def _changing(first, later, rounds):
+    """A timer double: ``first[name]`` seconds for a candidate's first ``rounds`` steps,
+    ``later[name]`` after (default 1.0, 5.0 for the Grappler candidate: out of the way)."""
+    calls = {}
+
+    def timer(name, step):
+        step()
+        calls[name] = calls.get(name, 0) + 1
+        table = first if calls[name] <= rounds else later
+        return table.get(name, 5.0 if name == "grappler" else 1.0)
+    return timer
+
+
+def test_candidates_within_the_runoff_margin_run_again_and_all_their_steps_decide():
+    from tenfold.precision import probe as probe_module
+
+    model, batch = _model_and_batch()
+    # 4 rounds: bfloat16 looks 10 % faster; the runoff (8 more rounds) has it 20 % slower
+    report = configure("auto", model, batch, probe_steps=4, jit_compile=False,
+                       timer=_changing({"mixed_bfloat16": 0.9}, {"mixed_bfloat16": 1.2}, 4))
+    assert probe_module.RUNOFF_MARGIN == 0.20 and probe_module.RUNOFF_FACTOR == 2
+    rows = {row["name"]: row for row in report.probe if row["median_s"] is not None}
+    assert rows["float32"]["steps"] == rows["mixed_bfloat16"]["steps"] == 12
+    assert rows["float32"]["runoff"] and rows["mixed_bfloat16"]["runoff"]
+    # the median of 4 steps at 0.9 s and 8 at 1.2 s
+    assert rows["mixed_bfloat16"]["median_s"] == pytest.approx(1.2)
+    assert report.policy == "float32"
+    assert "8 more between float32 and mixed_bfloat16 (within 20% of each other)" in report.reason
+    assert "| 12 (runoff) |" in report.summary()
+    if "grappler" in rows:  # 5x slower: not a contender
+        assert rows["grappler"]["steps"] == 4 and not rows["grappler"]["runoff"]
+
+
+def test_a_clear_winner_or_a_refused_candidate_brings_no_runoff(monkeypatch):
+    model, batch = _model_and_batch()
+    report = configure("auto", model, batch, probe_steps=3, jit_compile=False,
+                       timer=_changing({"mixed_bfloat16": 0.5}, {"mixed_bfloat16": 0.5}, 3))
+    assert report.policy == "mixed_bfloat16"
+    assert [(r["steps"], r["runoff"]) for r in report.probe if r["median_s"] is not None] == \
+        [(3, False)] * (2 + len(GRAPPLER))
+    assert "more between" not in report.reason
+    # within the margin but outside the loss tolerance: no runoff with it
+    monkeypatch.setattr(probe, "LOSS_RTOL", 0.0)
+    monkeypatch.setattr(probe, "LOSS_ATOL", 0.0)
+    report = configure("auto", model, batch, probe_steps=3, jit_compile=False,
+                       timer=_changing({"mixed_bfloat16": 0.95}, {"mixed_bfloat16": 0.95}, 3))
+    bf16 = next(r for r in report.probe if r["name"] == "mixed_bfloat16")
+    assert not bf16["accepted"] and bf16["steps"] == 3 and not bf16["runoff"]
+    assert report.policy == "float32"
