@@ -28,7 +28,6 @@ from tenfold.precision.outputs import float32_outputs, output_layers
 from tenfold.precision.probe import (
     LOSS_ATOL,
     LOSS_RTOL,
-    RUNOFF_FACTOR,
     RUNOFF_MARGIN,
     SPEED_MARGIN,
     Candidate,
@@ -609,12 +608,11 @@ def _measure(
     best = pick(rows)
     rows += [{"name": c.name, "policy": c.policy, "xla": c.xla, "median_s": None, "ratio": None,
               "first_loss": None, "loss": None, "warmup_s": None, "steps": 0, "runoff": False,
-              "accepted": False, "why": f"not run: {why}"} for c, why in skipped]
+              "runoff_steps": 0, "accepted": False, "why": f"not run: {why}"} for c, why in skipped]
     close = [r for r in rows if r["runoff"]]
-    base = close[0]["steps"] // (1 + RUNOFF_FACTOR) if close else rows[0]["steps"]
-    how = f"{base} interleaved steps per candidate, median"
+    how = f"{rows[0]['steps'] - rows[0]['runoff_steps']} interleaved steps per candidate, median"
     if close:
-        how += (f", {close[0]['steps'] - base} more between "
+        how += (f", {close[0]['runoff_steps']} more between "
                 f"{' and '.join(r['name'] for r in close)} (within {RUNOFF_MARGIN:.0%} of each other)")
     how += f"; first-step loss within {LOSS_RTOL:.0%} + {LOSS_ATOL} of float32's"
     others = ", ".join(f"{r['name']} {r['ratio']:.2f}×" for r in rows

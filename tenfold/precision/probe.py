@@ -131,8 +131,9 @@ def probe(
         the last step), ``warmup_s`` (seconds of the first step: tracing and compiling),
         ``steps`` (timed steps: ``steps``, or more for a fast model, see
         :data:`MIN_TIMED_S`, and more again in a runoff), ``runoff`` (whether it ran in the
-        runoff), ``accepted`` and ``why`` (see :data:`LOSS_RTOL`). The first candidate is
-        the reference (float32) the others are compared with.
+        runoff), ``runoff_steps`` (its timed steps in the runoff), ``accepted`` and ``why``
+        (see :data:`LOSS_RTOL`). The first candidate is the reference (float32) the others
+        are compared with.
     """
     timer = timer or wall_clock
     x, y = sample
@@ -178,8 +179,8 @@ def probe(
     while steps and sum(runs[0]["times"]) < MIN_TIMED_S and len(runs[0]["times"]) < MAX_ROUNDS_FACTOR * steps:
         one_round(runs)
     close = _contenders(runs)
-    close = close if len(close) > 1 else []
-    for _ in range(RUNOFF_FACTOR * len(runs[0]["times"]) if close else 0):
+    runoff_rounds = RUNOFF_FACTOR * len(runs[0]["times"]) if close else 0
+    for _ in range(runoff_rounds):
         one_round(close)
 
     reference = runs[0]
@@ -189,26 +190,28 @@ def probe(
         candidate = run["candidate"]
         median = statistics.median(run["times"]) if steps else math.nan
         ok, why = _judge(run, reference)
+        in_runoff = any(run is c for c in close)
         results.append({
             "name": candidate.name, "policy": candidate.policy, "xla": candidate.xla,
             "median_s": median, "ratio": ref_median / median if median > 0 else math.nan,
             "first_loss": run["first_loss"], "loss": run["loss"], "warmup_s": run["warmup_s"],
-            "steps": len(run["times"]), "runoff": any(run is c for c in close),
-            "accepted": ok, "why": why,
+            "steps": len(run["times"]), "runoff": in_runoff,
+            "runoff_steps": runoff_rounds if in_runoff else 0, "accepted": ok, "why": why,
         })
     return results
 
 
 def _contenders(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The accepted runs whose median step is within :data:`RUNOFF_MARGIN` of the fastest's
-    (none before any step is timed)."""
+    """The accepted runs whose median step is within :data:`RUNOFF_MARGIN` of the fastest's,
+    when they are more than one (none before any step is timed)."""
     if not runs[0]["times"]:
         return []
     accepted = [(statistics.median(r["times"]), r) for r in runs if _judge(r, runs[0])[0]]
     if not accepted:
         return []
     fastest = min(median for median, _ in accepted)
-    return [r for median, r in accepted if median <= (1 + RUNOFF_MARGIN) * fastest]
+    close = [r for median, r in accepted if median <= (1 + RUNOFF_MARGIN) * fastest]
+    return close if len(close) > 1 else []
 
 
 def _loss(result: Any) -> float:
